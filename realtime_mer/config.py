@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from .errors import UserError
+
 T = TypeVar("T")
 
 CONFIG_DIRS = (
@@ -22,7 +24,7 @@ CONFIG_DIRS = (
 )
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration value or file is wrong; the message says which and what is expected."""
 
 
