@@ -1,0 +1,244 @@
+"""Streaming spotting on rendered faces with planted mouth-corner movements (tests/facegen.py)."""
+
+from __future__ import annotations
+
+import tracemalloc
+from functools import cache
+
+import numpy as np
+import pytest
+
+from facegen import Movement, Sequence, face_sequence
+from realtime_mer.config import ConfigError, from_mapping
+from realtime_mer.spotting import SpotConfig, Spotter, ellipse_mask, interval_iou
+from realtime_mer.types import Interval
+
+
+@cache
+def planted(fps: float, amplitude: float = 1.5) -> Sequence:
+    """2.5 s of a face at ``fps`` with a 200 ms mouth-corner movement starting at 1.6 s."""
+    return face_sequence(fps, 2.5, movements=(Movement(1.6, rise_s=0.08, fall_s=0.12, amplitude_px=amplitude),),
+                         seed=1)
+
+
+@cache
+def still(fps: float, seconds: float = 5.0) -> Sequence:
+    return face_sequence(fps, seconds, seed=2)
+
+
+@cache
+def held(fps: float) -> Sequence:
+    """A 1.5 s movement (rise 0.2 s, hold 1.1 s, fall 0.2 s) of 2 px: a macro-expression."""
+    return face_sequence(fps, 4.0, movements=(Movement(1.5, rise_s=0.2, hold_s=1.1, fall_s=0.2, amplitude_px=2.0),),
+                         seed=3)
+
+
+def spot(seq: Sequence, config: SpotConfig | None = None, frames: np.ndarray | None = None,
+         fps: float | None = None, mask: np.ndarray | None = None) -> tuple[list[Interval], Spotter]:
+    frames = seq.frames if frames is None else frames
+    sp = Spotter(fps or seq.fps, config or SpotConfig(), frames.shape[1:], mask=mask)
+    out: list[Interval] = []
+    for i, (image, t) in enumerate(zip(frames, seq.times)):
+        out += sp.update(i, float(t), image)
+    return out + sp.flush(), sp
+
+
+def assert_one_micro(out: list[Interval], seq: Sequence) -> Interval:
+    truth = seq.truth()
+    assert len(out) == 1, f"expected one interval for truth {seq.spans[0]}, got {out}"
+    iv = out[0]
+    assert iv.kind == "micro"
+    assert interval_iou(iv, truth) >= 0.5, f"{iv} vs truth {seq.spans[0]}"
+    assert iv.onset <= iv.apex <= iv.offset
+    assert abs(iv.apex - truth.apex) <= 0.03 * seq.fps + 1
+    assert iv.t_onset == pytest.approx(seq.times[iv.onset]) and iv.t_offset == pytest.approx(seq.times[iv.offset])
+    assert iv.score >= SpotConfig().threshold
+    return iv
+
+
+@pytest.mark.parametrize("fps", [30, 200])
+def test_planted_micro_is_spotted_on_raw_frames(fps):
+    assert_one_micro(spot(planted(fps))[0], planted(fps))
+
+
+@pytest.mark.parametrize("amplitude", [1.0, 2.0])
+def test_one_and_two_pixel_movements_are_spotted(amplitude):
+    seq = planted(30, amplitude)
+    assert_one_micro(spot(seq)[0], seq)
+
+
+@pytest.mark.parametrize(("fps", "color"), [(30, "yiq"), (200, "luma")])
+def test_planted_micro_is_spotted_through_the_magnifier(fps, color):
+    magnify = pytest.importorskip("realtime_mer.magnify", reason="the EVM package is not available")
+    seq = planted(fps)
+    mag = magnify.make_magnifier(magnify.MagnifyConfig(color=color, backend="reference"), seq.frames.shape[1:], fps)
+    frames = np.stack([mag.process(f).copy() for f in seq.frames])
+    assert frames.dtype == np.float32
+    assert_one_micro(spot(seq, frames=frames)[0], seq)
+    calm = still(fps, 3.0)
+    mag.reset()
+    assert spot(calm, frames=np.stack([mag.process(f).copy() for f in calm.frames]))[0] == []
+
+
+@pytest.mark.parametrize("fps", [30, 200])
+def test_still_face_with_sensor_noise_gives_no_event(fps):
+    out, sp = spot(still(fps))
+    assert out == []
+    h = sp.history()
+    z = (h.sigma - h.floor) / h.spread
+    warm = np.isfinite(z)
+    assert warm.sum() > 3 * fps  # seconds of spotting after the warm-up
+    assert z[warm].max() < SpotConfig().threshold
+
+
+@pytest.mark.parametrize("fps", [30, 200])
+def test_held_movement_is_a_macro_expression(fps):
+    seq = held(fps)
+    out, _ = spot(seq)
+    assert [iv.kind for iv in out] == ["macro"], out
+    assert interval_iou(out[0], seq.truth("macro")) >= 0.5
+    assert spot(seq, SpotConfig(report_macro=False))[0] == []
+
+
+def test_lasting_change_is_dropped_and_the_face_relearned():
+    # a movement that never returns (head pose, new expression), then a micro-expression 6 s later
+    seq = face_sequence(30, 8.5, movements=(Movement(1.5, rise_s=0.2, hold_s=60.0, amplitude_px=2.0),
+                                            Movement(7.5, amplitude_px=1.5)), seed=4)
+    out, _ = spot(seq)
+    assert len(out) == 1 and out[0].kind == "micro", out
+    assert interval_iou(out[0], seq.truth(which=1)) >= 0.5
+
+
+@pytest.mark.parametrize("gain", [lambda t: 1 + 0.05 * t, lambda t: 1 + 0.03 * np.sin(np.pi * t)],
+                         ids=["ramp-5%/s", "flicker-3%-0.5Hz"])
+def test_lighting_changes_give_no_event(gain):
+    seq = face_sequence(30, 6.0, gain=gain, seed=5)
+    assert spot(seq)[0] == []
+
+
+def test_lighting_flicker_would_fire_without_gain_normalisation():
+    seq = face_sequence(30, 6.0, gain=lambda t: 1 + 0.03 * np.sin(np.pi * t), seed=5)
+    assert spot(seq, SpotConfig(normalize_gain=False))[0] != []
+
+
+def test_isolated_one_frame_spike_is_ignored():
+    seq = still(30)
+    frames = seq.frames.copy()
+    frames[80, 85:105, 40:60] = 255  # one corrupted frame: a saturated patch on the cheek
+    assert spot(seq, frames=frames)[0] == []
+    frames[81, 85:105, 40:60] = 255  # two frames = 67 ms: long enough to count
+    assert len(spot(seq, frames=frames)[0]) == 1
+
+
+def test_block_statistic_is_more_sensitive_than_global_std():
+    seq = face_sequence(30, 2.5, movements=(Movement(1.6, amplitude_px=0.3),), seed=1)
+    assert len(spot(seq)[0]) == 1
+    assert spot(seq, SpotConfig(blocks=(1, 1), top_k=1))[0] == []
+
+
+def test_mask_restricts_where_movements_count():
+    seq = planted(30)
+    upper = np.zeros((128, 128), bool)
+    upper[:64] = True
+    assert spot(seq, mask=upper)[0] == []
+    assert_one_micro(spot(seq, mask=~upper)[0], seq)
+
+
+@pytest.mark.parametrize("form", ["grey-u8", "grey-2d-u8", "bgr-f32", "bgr-f64-scaled"])
+def test_input_dtype_and_layout_do_not_matter(form):
+    import cv2
+
+    seq = planted(30)
+    base = spot(seq)[0][0]
+    if form == "grey-u8":
+        frames = np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2GRAY)[..., None] for f in seq.frames])
+    elif form == "grey-2d-u8":
+        frames = np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in seq.frames])
+    elif form == "bgr-f32":
+        frames = seq.frames.astype(np.float32) / 255
+    else:
+        frames = seq.frames.astype(np.float64) * 3.7 - 20
+    iv = assert_one_micro(spot(seq, frames=frames)[0], seq)
+    assert interval_iou(iv, base) >= 0.7
+
+
+def test_set_fps_converts_durations():
+    seq = planted(200)
+    out, _ = spot(seq, fps=30)  # told 30 fps, the 200 ms movement looks ~1.1 s long
+    assert [iv.kind for iv in out] == ["macro"]
+    sp = Spotter(30, SpotConfig(), seq.frames.shape[1:])
+    sp.set_fps(200)
+    out = [iv for i, (f, t) in enumerate(zip(seq.frames, seq.times)) for iv in sp.update(i, t, f)] + sp.flush()
+    assert_one_micro(out, seq)
+
+
+def test_history_for_display():
+    sp = Spotter(30, SpotConfig(history_len=50, warmup_s=1.0), (128, 128, 3))
+    seq = still(30)
+    for i in range(40):
+        sp.update(i, float(seq.times[i]), seq.frames[i])
+    h = sp.history()
+    assert len(h.sigma) == 40 and np.array_equal(h.index, np.arange(40))
+    assert np.isnan(h.floor[:30]).all() and np.isfinite(h.floor[30:]).all()
+    for i in range(40, 100):
+        sp.update(i, float(seq.times[i]), seq.frames[i])
+    assert np.array_equal(sp.history().index, np.arange(50, 100))
+    assert np.array_equal(sp.history(10).index, np.arange(90, 100))
+    assert np.array_equal(sp.sigma, sp.history().sigma)
+    assert (sp.sigma > 0).all() and not sp.active
+
+
+def test_no_array_allocation_per_frame_once_warm():
+    seq = still(30)
+    sp = Spotter(30, SpotConfig(), (128, 128, 3))
+    for i in range(60):
+        sp.update(i, float(seq.times[i]), seq.frames[i])
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for i in range(60, 150):
+            sp.update(i, float(seq.times[i]), seq.frames[i])
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024, f"{peak} bytes allocated at peak while spotting (a 128x128 float32 buffer is 64 KiB)"
+
+
+def test_ellipse_mask():
+    m = ellipse_mask((128, 100), (0.8, 0.9))
+    assert m.shape == (128, 100) and m[64, 50] and not m[0, 0] and not m[64, 5]
+    assert m.mean() == pytest.approx(np.pi / 4 * 0.8 * 0.9, rel=0.03)
+
+
+def test_bad_input_gives_clear_errors():
+    sp = Spotter(30, SpotConfig(), (128, 128, 3))
+    with pytest.raises(ValueError, match="does not match"):
+        sp.update(0, 0.0, np.zeros((64, 64, 3), np.uint8))
+    with pytest.raises(ValueError, match="dtype"):
+        sp.update(0, 0.0, np.zeros((128, 128, 3), bool))
+    sp.update(5, 0.0, np.zeros((128, 128, 3), np.uint8))
+    with pytest.raises(ValueError, match="must increase"):
+        sp.update(5, 0.1, np.zeros((128, 128, 3), np.uint8))
+    bad = np.full((128, 128, 3), 0.5, np.float32)
+    bad[3, 3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        sp.update(6, 0.2, bad)
+    assert sp.update(6, 0.2, np.zeros((128, 128, 3), np.uint8)) == []  # the bad frame changed nothing
+    with pytest.raises(ValueError, match="NaN"):
+        Spotter(30, SpotConfig(), (128, 128, 3)).update(0, 0.0, bad)
+    with pytest.raises(ValueError, match="fps"):
+        sp.set_fps(0)
+    with pytest.raises(ValueError, match="shape"):
+        Spotter(30, SpotConfig(), (128, 128, 4))
+    with pytest.raises(ValueError, match="mask shape"):
+        Spotter(30, SpotConfig(), (128, 128), mask=np.ones((64, 64), bool))
+    with pytest.raises(ValueError, match="top_k"):
+        Spotter(30, SpotConfig(), (128, 128), mask=np.zeros((128, 128), bool))
+    with pytest.raises(ConfigError, match="low < threshold"):
+        from_mapping(SpotConfig, {"low": 9.0, "threshold": 8.0})
+    with pytest.raises(ConfigError, match="micro_max_s"):
+        from_mapping(SpotConfig, {"micro_max_s": 5.0})
+    with pytest.raises(ConfigError, match="unknown key"):
+        from_mapping(SpotConfig, {"treshold": 5.0})
+    cfg = from_mapping(SpotConfig, {"blocks": [4, 4], "top_k": 2, "mask": "full"})
+    assert cfg.blocks == (4, 4) and cfg.mask == "full"
