@@ -1,0 +1,117 @@
+"""What every capture source is: the protocol, its errors, the capture config and URL redaction."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import numpy as np
+
+from ..errors import UserError
+
+# Query parameters whose values are secrets (matched case-insensitively as substrings).
+_SECRET_KEYS = ("pass", "pwd", "token", "secret", "key", "auth", "sig", "user")
+
+
+class SourceError(UserError):
+    """A source cannot be opened or its stream broke; the message says what was tried and what to do."""
+
+
+class BadFrame(Exception):
+    """One frame could not be decoded; the source is still usable and the next read may succeed."""
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    """How sources open and how the capture thread hands frames on.
+
+    Attributes:
+        queue_size: frames held between the capture thread and its consumer. A live source drops
+            the oldest when full; a file source waits.
+        open_timeout_s: network sources: seconds to wait for the server to answer when opening.
+        read_timeout_s: network sources: seconds a read may block before the stream counts as broken.
+        probe_s: network sources: seconds of stream FFmpeg analyses on opening (FFmpeg's
+            ``analyzeduration``). Shorter opens and reconnects faster; too short may miss the
+            parameters of a stream that sends them late.
+        backoff_initial_s: first wait before reconnecting a live source that broke, seconds.
+        backoff_max_s: cap of the exponential backoff, seconds.
+        backoff_jitter: each wait is scaled by a random factor in ``[1 - jitter, 1]``.
+        max_reconnect_attempts: failed reconnect attempts in a row before giving up; ``None`` retries
+            for ever.
+    """
+
+    queue_size: int = 4
+    open_timeout_s: float = 5.0
+    read_timeout_s: float = 5.0
+    probe_s: float = 0.5
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    backoff_jitter: float = 0.25
+    max_reconnect_attempts: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.queue_size < 1:
+            raise ValueError(f"queue_size must be at least 1, got {self.queue_size}")
+        for name in ("open_timeout_s", "read_timeout_s", "probe_s", "backoff_initial_s", "backoff_max_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive seconds, got {getattr(self, name)}")
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError(
+                f"backoff_max_s ({self.backoff_max_s}) is below backoff_initial_s ({self.backoff_initial_s})"
+            )
+        if not 0 <= self.backoff_jitter < 1:
+            raise ValueError(f"backoff_jitter must be in [0, 1), got {self.backoff_jitter}")
+        if self.max_reconnect_attempts is not None and self.max_reconnect_attempts < 0:
+            raise ValueError(f"max_reconnect_attempts must be >= 0 or null, got {self.max_reconnect_attempts}")
+
+
+class Source(Protocol):
+    """A stream of BGR images. Used by one thread at a time: open, read until None, close.
+
+    Attributes:
+        name: the stream id put in every Frame (credentials removed).
+        live: True for sources that run on their own clock (camera, RTSP, synthetic): the capture
+            thread drops frames rather than waiting, and reconnects them when they break.
+        nominal_fps: the rate the source announces, known after ``open``; ``None`` if it announces none.
+    """
+
+    name: str
+    live: bool
+    nominal_fps: float | None
+
+    def open(self) -> None:
+        """Open (or reopen) the stream; raises SourceError saying what was tried and what to do."""
+        ...
+
+    def read(self) -> tuple[np.ndarray, float | None] | None:
+        """The next ``(H, W, 3)`` uint8 BGR image and its media time in s (``None``: use the capture
+        clock), or ``None`` at the end of the stream. Raises BadFrame for one undecodable frame and
+        SourceError when the stream broke."""
+        ...
+
+    def close(self) -> None:
+        """Release the stream; safe to call twice or before ``open``."""
+        ...
+
+
+def redact_url(url: str) -> str:
+    """``url`` without secrets: user info becomes ``***`` and secret-looking query values ``***``.
+
+    ``rtsp://admin:pw@cam:554/live?token=x&ch=1`` -> ``rtsp://***@cam:554/live?token=***&ch=1``.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return re.sub(r"//[^/@]*@", "//***@", url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, "***" if any(s in k.lower() for s in _SECRET_KEYS) else v) for k, v in pairs], safe="*"
+        )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
