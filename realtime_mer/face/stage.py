@@ -1,0 +1,165 @@
+"""The face stage of one stream: landmarks, 68 points, track ids, registered crops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from realtime_mer.face.align import STRCN_DELTAS, TrackAligner, apply, compose, eye_centres
+from realtime_mer.face.landmarker import Landmarker
+from realtime_mer.face.mapping import to68
+from realtime_mer.face.tracking import Tracker
+from realtime_mer.types import AlignedFace, FaceObs, Frame
+
+
+@dataclass
+class FaceConfig:
+    """Settings of the face stage.
+
+    Attributes:
+        model_path: face_landmarker.task; ``None`` resolves it offline (see ``face.model``).
+        num_faces: most faces MediaPipe looks for per frame.
+        min_confidence: MediaPipe detection, presence and tracking thresholds.
+        size: working size ``(width, height)`` of the aligned crops, pixels.
+        deltas: STRCN crop constants (left, top, height, width) in eye-centre distances.
+        landmark_every: run MediaPipe on every Nth frame; frames between are registered to the
+            reference crop by phase correlation only.
+        refine: correct every crop by phase correlation against its track's reference crop.
+        max_refine: largest accepted correction, crop pixels.
+        max_missed: landmark frames a track may go unseen before its id is retired.
+        min_iou: box overlap that continues a track.
+        min_eye_distance: faces whose eye centres are closer than this (frame pixels) are ignored.
+    """
+
+    model_path: str | None = None
+    num_faces: int = 1
+    min_confidence: float = 0.5
+    size: tuple[int, int] = (128, 128)
+    deltas: tuple[float, float, float, float] = STRCN_DELTAS
+    landmark_every: int = 1
+    refine: bool = True
+    max_refine: float = 8.0
+    max_missed: int = 10
+    min_iou: float = 0.3
+    min_eye_distance: float = 12.0
+
+    def __post_init__(self):
+        if self.landmark_every < 1:
+            raise ValueError(f"landmark_every must be >= 1, got {self.landmark_every}")
+        if min(self.size) < 16:
+            raise ValueError(f"size must be at least (16, 16), got {self.size}")
+        if min(self.deltas) <= 0:
+            raise ValueError(f"deltas must be positive, got {self.deltas}")
+
+
+@dataclass
+class _TrackState:
+    aligner: TrackAligner
+    landmarks: np.ndarray  # (478, 3) of the last landmark frame, frame pixels
+    points68: np.ndarray  # (68, 2) of the last landmark frame, frame pixels
+    transform: np.ndarray  # (2, 3) frame -> crop at the last landmark frame
+
+
+def _bbox(points68: np.ndarray) -> tuple[float, float, float, float]:
+    x0, y0 = points68.min(axis=0)
+    x1, y1 = points68.max(axis=0)
+    return float(x0), float(y0), float(x1), float(y1)
+
+
+class FaceStage:
+    """Per-stream face processing: one instance per stream, called once per frame, not thread-safe."""
+
+    def __init__(self, config: FaceConfig | None = None):
+        self.config = config or FaceConfig()
+        c = self.config
+        self.landmarker = Landmarker(c.model_path, c.num_faces, c.min_confidence)
+        self.tracker = Tracker(c.max_missed, c.min_iou)
+        self._tracks: dict[int, _TrackState] = {}
+        self._calls = 0
+
+    def process(self, frame: Frame) -> list[tuple[FaceObs, AlignedFace]]:
+        """Faces of one frame with their crops registered to each track's reference frame.
+
+        Landmarks run on every ``landmark_every``-th call (and whenever a track needs a new
+        reference); on the calls between, the faces seen at the last landmark frame are carried
+        over and their crops registered by image alone, with landmarks moved by the same correction.
+        """
+        c = self.config
+        run = (
+            self._calls % c.landmark_every == 0
+            or not self._tracks
+            or any(not s.aligner.has_reference for s in self._tracks.values())
+        )
+        self._calls += 1
+        if run:
+            return self._landmark_frame(frame)
+        return self._registered_frame(frame)
+
+    def _landmark_frame(self, frame: Frame) -> list[tuple[FaceObs, AlignedFace]]:
+        c = self.config
+        faces = []
+        for lm in self.landmarker.detect(frame.image, round(frame.t * 1000)):
+            p68 = to68(lm)
+            cl, cr = eye_centres(p68)
+            if np.hypot(*(cr - cl)) >= c.min_eye_distance:
+                faces.append((lm, p68))
+        ids = self.tracker.update([_bbox(p68) for _, p68 in faces])
+        live = self.tracker.active
+        for gone in set(self._tracks) - set(live):
+            del self._tracks[gone]
+        out = []
+        for tid, (lm, p68) in zip(ids, faces):
+            state = self._tracks.get(tid)
+            aligner = state.aligner if state else TrackAligner(c.size, c.deltas, c.refine, c.max_refine)
+            crop, m = aligner.align(frame.image, lm)
+            self._tracks[tid] = _TrackState(aligner, lm, p68, m)
+            out.append(self._records(frame, tid, lm, p68, crop, m))
+        return out
+
+    def _registered_frame(self, frame: Frame) -> list[tuple[FaceObs, AlignedFace]]:
+        out = []
+        for tid, missed in self.tracker.active.items():
+            if missed:
+                continue
+            state = self._tracks[tid]
+            crop, m = state.aligner.align(frame.image, None)
+            # frame(now) <- crop <- frame(last landmark frame): the correction the registration found
+            inv = np.linalg.inv(np.vstack([m, (0.0, 0.0, 1.0)]))[:2]
+            moved = compose(inv, state.transform)
+            lm = state.landmarks.copy()
+            lm[:, :2] = apply(moved, state.landmarks)
+            out.append(self._records(frame, tid, lm, apply(moved, state.points68), crop, m))
+        return out
+
+    @staticmethod
+    def _records(
+        frame: Frame, tid: int, lm: np.ndarray, p68: np.ndarray, crop: np.ndarray, m: np.ndarray
+    ) -> tuple[FaceObs, AlignedFace]:
+        obs = FaceObs(track=tid, landmarks=lm, points68=p68, bbox=_bbox(p68))
+        aligned = AlignedFace(
+            stream=frame.stream,
+            track=tid,
+            index=frame.index,
+            t=frame.t,
+            image=crop,
+            points68=apply(m, p68),
+            transform=m.astype(np.float32),
+        )
+        return obs, aligned
+
+    def reset_reference(self, track: int) -> None:
+        """Make the next frame with landmarks the reference of ``track`` (landmarks run next call)."""
+        if track not in self._tracks:
+            raise KeyError(f"no live track {track}; live tracks: {sorted(self._tracks)}")
+        self._tracks[track].aligner.reset()
+
+    def close(self) -> None:
+        """Release MediaPipe; safe to call twice."""
+        self.landmarker.close()
+
+    def __enter__(self) -> FaceStage:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
