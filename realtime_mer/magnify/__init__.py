@@ -1,0 +1,30 @@
+"""Eulerian Video Magnification, streamed per face track (MIT Laplacian pyramid + causal IIR band-pass).
+
+``make_magnifier(config, shape, fps)`` gives a :class:`Magnifier` of ``config.backend``:
+``"numba"`` (CPU, default), ``"reference"`` (NumPy) or ``"cuda"`` (Numba CUDA; batched across faces
+with :class:`realtime_mer.magnify.numba_cuda.CudaMagnifier`). Importing this package needs no GPU.
+"""
+
+from .core import (
+    MagnifyConfig,
+    MagnifyError,
+    Magnifier,
+    Plan,
+    auto_levels,
+    coefficient_from_hz,
+    hz_from_coefficient,
+    make_magnifier,
+    make_plan,
+)
+
+__all__ = [
+    "MagnifyConfig",
+    "MagnifyError",
+    "Magnifier",
+    "Plan",
+    "auto_levels",
+    "coefficient_from_hz",
+    "hz_from_coefficient",
+    "make_magnifier",
+    "make_plan",
+]
