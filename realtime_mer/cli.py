@@ -90,6 +90,17 @@ def _cmd_fetch_model(argv: Sequence[str]) -> int:
     return 0
 
 
+def _cmd_models(argv: Sequence[str]) -> int:
+    argparse.ArgumentParser(prog="realtime-mer models", description="List the registered models.").parse_args(argv)
+    from .models import build_model, list_specs
+    from .models.stats import param_count
+
+    for spec in list_specs():
+        shapes = " + ".join(f"{t.name}{tuple(t.shape)}" for t in spec.inputs())
+        print(f"{spec.name:<12} {spec.family:<12} {shapes:<60} {param_count(build_model(spec.name)):>10,} params")
+    return 0
+
+
 def _cmd_bench(argv: Sequence[str]) -> int:
     from benchmarks.run import main as bench_main
 
@@ -100,6 +111,7 @@ SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "doctor": _cmd_doctor,
     "fetch-model": _cmd_fetch_model,
     "bench": _cmd_bench,
+    "models": _cmd_models,
 }
 
 
