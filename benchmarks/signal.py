@@ -177,7 +177,7 @@ def bench_flow(inp: Inputs, iters: int) -> list[Result]:
     from realtime_mer.flow import compute_flow, flow_strain_map
 
     out = []
-    for w, h in ((60, 60), (128, 128), (300, 245)):
+    for w, h in ((60, 60), (128, 128), (245, 300)):  # width x height; 245x300 is STRCN-G's input
         crops = _face_crops(inp, 128)
         a, b = (cv2.resize(c, (w, h)) for c in (crops[0], crops[5]))
         for method in ("dis", "farneback", "tvl1"):

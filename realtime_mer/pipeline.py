@@ -23,7 +23,6 @@ import numpy as np
 from .buffer import FaceRing
 from .capture import CaptureConfig, CaptureThread, open_source
 from .config import find_config, from_mapping, load_yaml
-from .errors import UserError
 from .face import FaceConfig, FaceStage
 from .magnify import MagnifyConfig, make_magnifier
 from .sinks import JsonlSink, Sink

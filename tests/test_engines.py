@@ -19,7 +19,6 @@ from realtime_mer.engines import (
     default_cache_dir,
     make_engine,
     probabilities,
-    time_engine,
 )
 from realtime_mer.engines.onnxruntime_engine import OnnxRuntimeEngine
 from realtime_mer.engines.tensorrt_engine import calibration_digest, check_batch_profile
@@ -92,14 +91,6 @@ def test_probabilities_is_a_stable_softmax():
     np.testing.assert_allclose(p[0], np.exp([1, 2, 3]) / np.exp([1, 2, 3]).sum(), rtol=1e-6)
     np.testing.assert_allclose(p[1], [1.0, 0.0, 0.0], atol=1e-12)
     np.testing.assert_array_equal(probabilities(logits), p)
-
-
-def test_time_engine(rcn):
-    _, _, path, x = rcn
-    t = time_engine(OnnxRuntimeEngine(path), x[:1], warmup=2, iters=20)
-    assert 0 < t.median_ms <= t.p99_ms
-    median, p99 = t
-    assert median == t.median_ms
 
 
 def test_auto_picks_the_best_available_and_says_so(rcn, tmp_path, caplog):

@@ -9,9 +9,7 @@ from realtime_mer.engines.base import (
     BackendUnavailableError,
     Engine,
     EngineError,
-    Timing,
     probabilities,
-    time_engine,
 )
 from realtime_mer.engines.cache import EngineCache, EngineKey, default_cache_dir
 from realtime_mer.engines.factory import AUTO_ORDER, BACKENDS, make_engine
@@ -24,9 +22,7 @@ __all__ = [
     "EngineCache",
     "EngineError",
     "EngineKey",
-    "Timing",
     "default_cache_dir",
     "make_engine",
     "probabilities",
-    "time_engine",
 ]

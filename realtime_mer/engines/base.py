@@ -9,10 +9,9 @@ project.
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -115,29 +114,6 @@ def probabilities(outputs: Mapping[str, np.ndarray] | np.ndarray, key: str = "lo
     z = np.asarray(logits, dtype=np.float32)
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
-
-
-class Timing(NamedTuple):
-    """Latency of one ``predict`` call in milliseconds: the median and the 99th percentile."""
-
-    median_ms: float
-    p99_ms: float
-
-
-def time_engine(
-    engine: Engine, inputs: Mapping[str, np.ndarray] | np.ndarray, warmup: int = 10, iters: int = 100
-) -> Timing:
-    """Time ``engine.predict(inputs)`` end to end (host arrays in, host arrays out), after ``warmup`` calls."""
-    if iters < 1:
-        raise ValueError(f"iters must be >= 1, got {iters}")
-    for _ in range(warmup):
-        engine.predict(inputs)
-    times = np.empty(iters)
-    for i in range(iters):
-        t0 = time.perf_counter()
-        engine.predict(inputs)
-        times[i] = time.perf_counter() - t0
-    return Timing(float(np.median(times) * 1e3), float(np.percentile(times, 99) * 1e3))
 
 
 def _fmt_shape(shape: InputShape) -> str:

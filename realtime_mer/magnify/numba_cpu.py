@@ -162,7 +162,7 @@ def _frame(
     _to_planar(img, scale, fwd, frame, scratch)
     g = frame
     for lv in range(levels - 1):
-        h0, w0, h1, w1 = sizes[lv, 0], sizes[lv, 1], sizes[lv + 1, 0], sizes[lv + 1, 1]
+        w0, h1 = sizes[lv, 1], sizes[lv + 1, 0]
         nxt = _level(pyr, offsets, sizes, lv + 1, channels)
         t = _view(tmp, channels, h1, w0)
         _rows(g, dn_idx, dn_w, dn_start[lv, 0], t, t, _MODE_SET, row)
