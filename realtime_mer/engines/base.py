@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from realtime_mer.errors import UserError
+
 if TYPE_CHECKING:
     from realtime_mer.models.checkpoint import ModelMeta
 
@@ -22,7 +24,7 @@ InputShape = tuple[int | None, ...]
 """A full input shape including the batch axis; ``None`` marks a dynamic axis."""
 
 
-class EngineError(RuntimeError):
+class EngineError(UserError, RuntimeError):
     """An engine cannot be made or run; the message says what is wrong and what to do."""
 
 

