@@ -25,12 +25,21 @@ def _run_parser() -> argparse.ArgumentParser:
     src.add_argument("--camera", type=int, action="append", default=[], metavar="N", help="OpenCV camera index")
     src.add_argument("--video", action="append", default=[], metavar="PATH", help="a video file (PyAV)")
     src.add_argument("--rtsp", action="append", default=[], metavar="URL", help="an RTSP feed, read over TCP")
+    src.add_argument("--demo", nargs="?", const="", default=None, metavar="SEED",
+                     help="a live synthetic face with micro-expressions planted at random times")
+    src.add_argument("--demo-fps", type=float, default=30.0, metavar="FPS", help="frame rate of --demo (30)")
     p.add_argument("--events", default="-", metavar="PATH", help="JSON Lines output, '-' for stdout (default)")
     p.add_argument("--display", action="store_true", help="show frame, aligned and magnified face, sigma trace")
     p.add_argument("--max-seconds", type=float, default=None, metavar="N", help="stop cleanly after N seconds")
     p.add_argument("--config", metavar="PATH", help="pipeline YAML (default: configs/pipeline.yaml)")
     p.add_argument("--num-faces", type=int, default=None, metavar="N", help="faces tracked per stream")
     p.add_argument("--magnify-backend", choices=("numba", "reference", "cuda"), default=None)
+    rec = p.add_argument_group("recognition")
+    rec.add_argument("--model", default=None, help="recognizer (realtime-mer models; default rcn-a)")
+    rec.add_argument("--weights", default=None, metavar="PATH", help="checkpoint (default: the shipped weights)")
+    rec.add_argument("--engine", choices=("auto", "tensorrt", "onnxruntime", "torch"), default=None,
+                     help="inference backend (default auto: TensorRT, else ONNX Runtime, else torch)")
+    rec.add_argument("--no-recognize", action="store_true", help="spot only, do not classify")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return p
 
@@ -38,23 +47,76 @@ def _run_parser() -> argparse.ArgumentParser:
 def _cmd_run(argv: Sequence[str]) -> int:
     args = _run_parser().parse_args(argv)
     _setup_logging(args.log_level)
+    from .evaluate import demo_report
     from .pipeline import SourceSpec, load_pipeline_config, run_pipeline
+    from .sinks import CollectSink
 
     specs = (
         [SourceSpec("camera", c) for c in args.camera]
         + [SourceSpec("video", v) for v in args.video]
         + [SourceSpec("rtsp", u) for u in args.rtsp]
+        + ([SourceSpec("demo", f"{args.demo}:{args.demo_fps}")] if args.demo is not None else [])
     )
     if not specs:
-        _run_parser().error("give at least one source: --camera N, --video PATH or --rtsp URL")
+        _run_parser().error("give at least one source: --camera N, --video PATH, --rtsp URL or --demo")
     overrides: dict = {}
     if args.num_faces is not None:
         overrides.setdefault("face", {})["num_faces"] = args.num_faces
     if args.magnify_backend is not None:
         overrides.setdefault("magnify", {})["backend"] = args.magnify_backend
+    recognize = {"model": args.model, "weights": args.weights, "engine": args.engine}
+    overrides["recognize"] = {k: v for k, v in recognize.items() if v is not None}
+    if args.no_recognize:
+        overrides["recognize"]["model"] = None
     config = load_pipeline_config(args.config, overrides)
-    summary = run_pipeline(specs, config, events=args.events, display=args.display, max_seconds=args.max_seconds)
+    spotted = CollectSink()
+    summary = run_pipeline(specs, config, events=args.events, display=args.display, max_seconds=args.max_seconds,
+                           extra_sinks=[spotted])
     log.info("%s", summary.describe())
+    for stream in summary.streams:
+        if stream.planted:
+            log.info("%s", demo_report(stream.planted, [e for e in spotted.events if e.stream == stream.stream]))
+    return 0
+
+
+def _cmd_synth(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="realtime-mer synth",
+                                description="Write synthetic micro-expression clips with ground truth.")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--clips", type=int, default=40)
+    p.add_argument("--fps", type=float, default=30.0)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--base", action="append", default=None, metavar="PATH",
+                   help="a face image or video to use as a base identity (repeatable; default: built-in faces)")
+    p.add_argument("--frames", action="store_true", help="also write CASME II-style frame folders")
+    p.add_argument("--config", metavar="PATH", help="YAML with synth settings (size, events, nuisance, identity)")
+    args = p.parse_args(argv)
+    _setup_logging("INFO")
+    from pathlib import Path
+
+    from .config import from_mapping, load_yaml
+    from .synth import SynthConfig, write_dataset
+
+    config = from_mapping(SynthConfig, load_yaml(args.config), "synth") if args.config else None
+    summary = write_dataset(Path(args.out), clips=args.clips, fps=args.fps, seed=args.seed, bases=args.base,
+                            config=config, frames=args.frames)
+    print(summary.describe())
+    return 0
+
+
+def _cmd_eval_spotting(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="realtime-mer eval-spotting",
+                                description="Spot a synthetic set with the live signal path; MEGC scores.")
+    p.add_argument("--data", required=True, metavar="DIR", help="a folder written by realtime-mer synth")
+    p.add_argument("--config", metavar="PATH", help="pipeline YAML (default: configs/pipeline.yaml)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all CPUs)")
+    args = p.parse_args(argv)
+    _setup_logging("WARNING")
+    from .evaluate import evaluate_dataset
+    from .pipeline import load_pipeline_config
+
+    report = evaluate_dataset(args.data, load_pipeline_config(args.config), workers=args.workers)
+    print("\n".join(report.lines()))
     return 0
 
 
@@ -101,6 +163,44 @@ def _cmd_models(argv: Sequence[str]) -> int:
     return 0
 
 
+def _cmd_export(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="realtime-mer export",
+                                description="Export a model to ONNX, or build a TensorRT engine from it.")
+    p.add_argument("--model", required=True, help="registry name (realtime-mer models)")
+    p.add_argument("--checkpoint", metavar="PATH",
+                   help="weights (.safetensors or torch file); default: the shipped weights, if any, else fresh ones")
+    p.add_argument("--format", choices=("onnx", "tensorrt"), required=True)
+    p.add_argument("--out", required=True, metavar="PATH")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16", help="TensorRT only")
+    p.add_argument("--batch-profile", default="1,4,32", metavar="MIN,OPT,MAX", help="TensorRT batch sizes")
+    args = p.parse_args(argv)
+    _setup_logging("INFO")
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from .models.checkpoint import export_source
+    from .models.export import export_onnx
+
+    model, meta = export_source(args.model, args.checkpoint)
+    out = Path(args.out)
+    if args.format == "onnx":
+        print(export_onnx(model, meta, out))
+        return 0
+    from .engines.tensorrt_engine import TensorRTEngine
+
+    profile = tuple(int(n) for n in args.batch_profile.split(","))
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx = export_onnx(model, meta, Path(tmp) / f"{args.model}.onnx")
+        engine = TensorRTEngine(onnx, precision=args.precision, batch_profile=profile)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(engine.cache_path, out)
+        log.info("%s", engine.describe())
+        engine.close()
+    print(out)
+    return 0
+
+
 def _cmd_bench(argv: Sequence[str]) -> int:
     from benchmarks.run import main as bench_main
 
@@ -112,6 +212,9 @@ SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "fetch-model": _cmd_fetch_model,
     "bench": _cmd_bench,
     "models": _cmd_models,
+    "export": _cmd_export,
+    "synth": _cmd_synth,
+    "eval-spotting": _cmd_eval_spotting,
 }
 
 

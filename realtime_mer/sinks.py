@@ -54,3 +54,18 @@ class JsonlSink:
             self._fh.flush()
             if self._owned and not self._fh.closed:
                 self._fh.close()
+
+
+class CollectSink:
+    """Keeps every event in memory (``events``), for reports at the end of a run and for tests."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._lock = threading.Lock()
+
+    def emit(self, event: Event) -> None:
+        with self._lock:
+            self.events.append(event)
+
+    def close(self) -> None:
+        pass

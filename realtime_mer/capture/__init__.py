@@ -38,17 +38,29 @@ def _camera(target: str | int, config: CaptureConfig) -> Source:
     return CameraSource(target, config)
 
 
+def _demo(target: str | int, config: CaptureConfig) -> Source:
+    """The synthetic live source of ``--demo``; ``target`` is ``"SEED:FPS"`` (either part may be empty)."""
+    from realtime_mer.synth import SyntheticSource
+
+    seed, _, fps = str(target).partition(":")
+    try:
+        return SyntheticSource(fps=float(fps or 30.0), seed=int(seed) if seed else None)
+    except ValueError as e:
+        raise SourceError(f"bad demo source {target!r}: {e}; use --demo [SEED] [--demo-fps FPS]") from None
+
+
 # kind -> (target, config) -> Source
 SOURCES: dict[str, Callable[[str | int, CaptureConfig], Source]] = {
     "camera": _camera,
     "video": lambda target, config: VideoFileSource(str(target), config),
     "rtsp": lambda target, config: RtspSource(str(target), config),
+    "demo": _demo,
 }
 
 
 def open_source(kind: str, target: str | int, config: CaptureConfig | None = None) -> Source:
-    """A source of ``kind`` (``'camera'``, ``'video'``, ``'rtsp'``) for ``target`` (camera index, file
-    path, URL). It is opened by :meth:`CaptureThread.start` (or its own ``open``)."""
+    """A source of ``kind`` (``'camera'``, ``'video'``, ``'rtsp'``, ``'demo'``) for ``target`` (camera
+    index, file path, URL, ``"SEED:FPS"``). It is opened by :meth:`CaptureThread.start` (or its own ``open``)."""
     try:
         make = SOURCES[kind]
     except KeyError:

@@ -14,6 +14,7 @@ The same metadata strings go into an exported ONNX model's ``metadata_props``
 from __future__ import annotations
 
 import json
+import logging
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ from torch import nn
 from realtime_mer import __version__
 from realtime_mer.errors import UserError
 from realtime_mer.models.registry import ModelSpec, TensorSpec, get_spec
+
+log = logging.getLogger(__name__)
 
 META_PREFIX = "realtime_mer."
 SAFETENSORS_SUFFIXES = (".safetensors",)
@@ -271,3 +274,19 @@ def _read_torch(path: Path) -> _Loaded:
             "and 'meta'): re-save it with save_checkpoint"
         )
     return _Loaded(obj["state_dict"], ModelMeta.from_strings(obj["meta"], str(path)))
+
+
+def export_source(model: str, checkpoint: str | Path | None = None) -> tuple[nn.Module, ModelMeta]:
+    """The module and metadata to export: ``checkpoint``, else the shipped weights of ``model``, else fresh ones.
+
+    Fresh (untrained) weights are logged as such: fine for latency benchmarks, useless for predictions.
+    """
+    if checkpoint is not None:
+        return load_checkpoint(checkpoint, expected_model=model)
+    from realtime_mer.weights import default_weights, has_default_weights
+
+    if has_default_weights(model):
+        return load_checkpoint(default_weights(model), expected_model=model)
+    log.warning("no trained weights ship for %s: exporting freshly initialised weights (pass --checkpoint)", model)
+    spec = get_spec(model)
+    return spec.build(spec.config()).eval(), ModelMeta.from_spec(spec)
