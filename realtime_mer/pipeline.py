@@ -13,7 +13,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,9 +25,10 @@ from .capture import CaptureConfig, CaptureThread, open_source
 from .config import find_config, from_mapping, load_yaml
 from .face import FaceConfig, FaceStage
 from .magnify import MagnifyConfig, make_magnifier
+from .recognize import RecognizeConfig, Recognizer
 from .sinks import JsonlSink, Sink
 from .spotting import SpotConfig, Spotter
-from .types import AlignedFace, Event, Frame, Interval
+from .types import AlignedFace, Event, FaceObs, Frame, Interval
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class PipelineConfig:
     face: FaceConfig = field(default_factory=FaceConfig)
     magnify: MagnifyConfig = field(default_factory=MagnifyConfig)
     spot: SpotConfig = field(default_factory=SpotConfig)
+    recognize: RecognizeConfig = field(default_factory=RecognizeConfig)
     buffer_seconds: float = 6.0
     track_timeout_s: float = 1.0
     event_queue: int = 64
@@ -91,19 +93,29 @@ class _Track:
     magnifier: Any
     spotter: Spotter
     last_seen: float
+    last_obs: FaceObs | None = None
     last_face: AlignedFace | None = None
     magnified: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
-class _Pending:
-    """An interval on its way to the event stage, with copies of the crops it needs."""
+class Spotted:
+    """An interval on its way to the event stage, with copies of the crops recognition needs.
+
+    Attributes:
+        stream, track, interval: where and when.
+        onset, apex: ``(h, w, 3)`` uint8 aligned crops of the onset and apex frames.
+        bbox: the track's face box in the frame when the interval closed, px.
+        offset_captured: ``time.monotonic()`` capture time of the offset frame, s.
+        spotted_at: ``time.monotonic()`` when the spotter closed the interval, s.
+    """
 
     stream: str
     track: int
     interval: Interval
     onset: np.ndarray
     apex: np.ndarray
+    bbox: tuple[float, float, float, float]
     offset_captured: float
     spotted_at: float
 
@@ -121,6 +133,7 @@ class StreamSummary:
     fps: float = 0.0
     intervals: int = 0
     stage_ms: dict[str, float] = field(default_factory=dict)
+    planted: tuple = ()  # a synthetic source's planted events (ground truth), empty for real sources
 
 
 @dataclass
@@ -140,53 +153,29 @@ class RunSummary:
         return "; ".join(parts)
 
 
-class StreamWorker(threading.Thread):
-    """Consumes one stream's frames: faces, then per track the ring, EVM and spotting."""
+class StreamProcessor:
+    """One stream's signal path, frame by frame: faces, then per track the ring, EVM and spotting.
 
-    def __init__(self, capture: CaptureThread, config: PipelineConfig, events: queue.Queue[_Pending | None],
-                 display: queue.Queue | None = None) -> None:
-        super().__init__(name=f"worker-{capture.stream}", daemon=True)
-        self.capture = capture
+    Args:
+        stream: stream id.
+        config: the pipeline config.
+        fps: the stream's frame rate now (Hz); called when a track starts, so it sees the measured rate.
+    """
+
+    def __init__(self, stream: str, config: PipelineConfig, fps: Callable[[], float]) -> None:
+        self.stream = stream
         self.config = config
-        self.events = events
-        self.display = display
+        self.fps = fps
         self.faces = FaceStage(config.face)
         self.tracks: dict[int, _Track] = {}
         self.clock = StageClock()
-        self.summary = StreamSummary(capture.stream)
-        self._halt = threading.Event()
-        self.error: BaseException | None = None
-
-    def stop(self) -> None:
-        self._halt.set()
-
-    def run(self) -> None:
-        try:
-            while not self._halt.is_set():
-                frame = self.capture.get(timeout=0.1)
-                if frame is None:
-                    if self.capture.finished:
-                        break
-                    continue
-                self._process(frame)
-        except BaseException as e:  # reported by run_pipeline after the join
-            self.error = e
-            log.exception("stream %s stopped", self.capture.stream)
-        finally:
-            for track_id in list(self.tracks):
-                self._close_track(track_id)
-            self.faces.close()
-            stats = self.capture.stats()
-            self.summary.dropped, self.summary.bad_frames = stats.dropped, stats.bad_frames
-            self.summary.reconnects, self.summary.fps = stats.reconnects, stats.fps
-            self.summary.stage_ms = self.clock.medians()
-
-    def _fps(self) -> float:
-        fps = self.capture.stats().fps
-        return fps if fps and math.isfinite(fps) and fps > 0 else 30.0
+        self.frames = 0
+        self.frames_with_face = 0
+        self.intervals = 0
+        self.found: list[tuple[FaceObs, AlignedFace]] = []
 
     def _new_track(self, face: AlignedFace) -> _Track:
-        fps = self._fps()
+        fps = self.fps()
         shape = face.image.shape
         capacity = max(8, math.ceil(fps * self.config.buffer_seconds))
         return _Track(
@@ -196,56 +185,107 @@ class StreamWorker(threading.Thread):
             last_seen=face.t,
         )
 
-    def _process(self, frame: Frame) -> None:
-        self.summary.frames += 1
+    def process(self, frame: Frame) -> list[Spotted]:
+        """Run one frame through every stage; the intervals that closed at this frame."""
+        self.frames += 1
         t0 = time.perf_counter()
-        found = self.faces.process(frame)
-        t1 = time.perf_counter()
-        self.clock.add("face", (t1 - t0) * 1e3)
-        if found:
-            self.summary.frames_with_face += 1
-        for _obs, face in found:
+        self.found = self.faces.process(frame)
+        self.clock.add("face", (time.perf_counter() - t0) * 1e3)
+        if self.found:
+            self.frames_with_face += 1
+        out: list[Spotted] = []
+        for obs, face in self.found:
             track = self.tracks.get(face.track)
             if track is None:
                 track = self.tracks[face.track] = self._new_track(face)
-            track.last_seen, track.last_face = face.t, face
+            track.last_seen, track.last_obs, track.last_face = face.t, obs, face
             track.ring.push(face.index, face.t, face.image, frame.captured)
-            t2 = time.perf_counter()
+            t1 = time.perf_counter()
             track.magnified = track.magnifier.process(face.image)
-            t3 = time.perf_counter()
+            t2 = time.perf_counter()
             done = track.spotter.update(face.index, face.t, track.magnified)
-            t4 = time.perf_counter()
-            self.clock.add("evm", (t3 - t2) * 1e3)
-            self.clock.add("spot", (t4 - t3) * 1e3)
-            for interval in done:
-                self._emit(face.track, track, interval)
+            self.clock.add("evm", (t2 - t1) * 1e3)
+            self.clock.add("spot", (time.perf_counter() - t2) * 1e3)
+            out.extend(s for iv in done if (s := self._spotted(face.track, track, iv)) is not None)
         for track_id in [k for k, v in self.tracks.items() if frame.t - v.last_seen > self.config.track_timeout_s]:
-            self._close_track(track_id)
-        if self.display is not None:
-            self._show(frame, found)
+            out.extend(self._close_track(track_id))
+        return out
 
-    def _close_track(self, track_id: int) -> None:
+    def close(self) -> list[Spotted]:
+        """Flush every track's pending interval (end of stream) and release the landmarker."""
+        out = [s for track_id in list(self.tracks) for s in self._close_track(track_id)]
+        self.faces.close()
+        return out
+
+    def _close_track(self, track_id: int) -> list[Spotted]:
         track = self.tracks.pop(track_id)
-        for interval in track.spotter.flush():
-            self._emit(track_id, track, interval)
+        return [s for iv in track.spotter.flush() if (s := self._spotted(track_id, track, iv)) is not None]
 
-    def _emit(self, track_id: int, track: _Track, interval: Interval) -> None:
-        self.summary.intervals += 1
+    def _spotted(self, track_id: int, track: _Track, interval: Interval) -> Spotted | None:
+        self.intervals += 1
         onset, apex = track.ring.get(interval.onset), track.ring.get(interval.apex)
-        off = track.ring.slot(interval.offset)
         if onset is None or apex is None:
             log.warning("interval %s of track %d is older than the ring buffer; raise buffer_seconds",
                         interval, track_id)
-            return
-        item = _Pending(self.capture.stream, track_id, interval, onset[2].copy(), apex[2].copy(),
-                        float(track.ring.captured[off]) if off is not None else time.monotonic(),
-                        time.monotonic())
-        self.events.put(item)  # bounded: a slow recognizer slows spotting rather than losing events
+            return None
+        off = track.ring.slot(interval.offset)
+        return Spotted(self.stream, track_id, interval, onset[2].copy(), apex[2].copy(),
+                       track.last_obs.bbox if track.last_obs else (0.0, 0.0, 0.0, 0.0),
+                       float(track.ring.captured[off]) if off is not None else time.monotonic(),
+                       time.monotonic())
 
-    def _show(self, frame: Frame, found: list) -> None:
+
+class StreamWorker(threading.Thread):
+    """Runs one stream's :class:`StreamProcessor` on the frames of its capture thread."""
+
+    def __init__(self, capture: CaptureThread, config: PipelineConfig, events: queue.Queue[Spotted | None],
+                 display: queue.Queue | None = None) -> None:
+        super().__init__(name=f"worker-{capture.stream}", daemon=True)
+        self.capture = capture
+        self.events = events
+        self.display = display
+        self.processor = StreamProcessor(capture.stream, config, self._fps)
+        self.summary = StreamSummary(capture.stream)
+        self._halt = threading.Event()
+        self.error: BaseException | None = None
+
+    def stop(self) -> None:
+        self._halt.set()
+
+    def _fps(self) -> float:
+        fps = self.capture.stats().fps
+        return fps if fps and math.isfinite(fps) and fps > 0 else 30.0
+
+    def run(self) -> None:
+        p = self.processor
+        try:
+            while not self._halt.is_set():
+                frame = self.capture.get(timeout=0.1)
+                if frame is None:
+                    if self.capture.finished:
+                        break
+                    continue
+                for item in p.process(frame):
+                    self.events.put(item)  # bounded: a slow recognizer slows spotting, nothing is lost
+                if self.display is not None:
+                    self._show(frame)
+        except BaseException as e:  # reported by run_pipeline after the join
+            self.error = e
+            log.exception("stream %s stopped", self.capture.stream)
+        finally:
+            for item in p.close():
+                self.events.put(item)
+            stats = self.capture.stats()
+            s = self.summary
+            s.frames, s.frames_with_face, s.intervals = p.frames, p.frames_with_face, p.intervals
+            s.dropped, s.bad_frames, s.reconnects, s.fps = stats.dropped, stats.bad_frames, stats.reconnects, stats.fps
+            s.stage_ms = p.clock.medians()
+            s.planted = tuple(getattr(self.capture.source, "planted", ()))
+
+    def _show(self, frame: Frame) -> None:
         from .display import render_dashboard
 
-        image = render_dashboard(frame, found, self.tracks)
+        image = render_dashboard(frame, self.processor.found, self.processor.tracks)
         try:
             self.display.put_nowait((self.capture.stream, image))
         except queue.Full:
@@ -253,27 +293,55 @@ class StreamWorker(threading.Thread):
 
 
 class EventStage(threading.Thread):
-    """Turns pending intervals into events and hands them to the sinks, in arrival order."""
+    """Turns pending intervals into events and hands them to the sinks, in arrival order.
 
-    def __init__(self, pending: queue.Queue[_Pending | None], sinks: Sequence[Sink]) -> None:
+    Whatever is queued when the stage wakes up (up to the recognizer's batch size) is recognized in
+    one engine call, so tracks and streams share the engine's batches.
+    """
+
+    def __init__(self, pending: queue.Queue[Spotted | None], sinks: Sequence[Sink],
+                 recognizer: Recognizer | None) -> None:
         super().__init__(name="events", daemon=True)
         self.pending = pending
         self.sinks = list(sinks)
+        self.recognizer = recognizer
         self.count = 0
+        self.error: BaseException | None = None
 
     def run(self) -> None:
-        while True:
-            item = self.pending.get()
-            if item is None:
-                break
-            now = time.monotonic()
-            event = Event(
-                stream=item.stream,
-                track=item.track,
-                interval=item.interval,
-                latency_ms={"after_offset": (now - item.offset_captured) * 1e3,
-                            "queue": (now - item.spotted_at) * 1e3},
-            )
+        limit = self.recognizer.config.max_batch if self.recognizer else 64
+        done = False
+        try:
+            while not done:
+                batch = [self.pending.get()]
+                while len(batch) < limit:
+                    try:
+                        batch.append(self.pending.get_nowait())
+                    except queue.Empty:
+                        break
+                if batch[-1] is None:
+                    done = True
+                    batch.pop()
+                self._handle([b for b in batch if b is not None])
+        except BaseException as e:  # reported by run_pipeline after the join
+            self.error = e
+            log.exception("event stage stopped")
+            while self.pending.get() is not None:  # keep the workers from blocking on a full queue
+                pass
+
+    def _handle(self, items: list[Spotted]) -> None:
+        if not items:
+            return
+        results = self.recognizer.classify([(p.onset, p.apex) for p in items]) if self.recognizer else None
+        now = time.monotonic()
+        for k, item in enumerate(items):
+            latency = {"after_offset": (now - item.offset_captured) * 1e3, "queue": (now - item.spotted_at) * 1e3}
+            extra = {}
+            if results is not None:
+                r = results[k]
+                latency.update({"input": r.input_ms, "engine": r.engine_ms})
+                extra = {"label": r.label, "probs": r.probs, "model": self.recognizer.name}
+            event = Event(stream=item.stream, track=item.track, interval=item.interval, latency_ms=latency, **extra)
             for sink in self.sinks:
                 sink.emit(event)
             self.count += 1
@@ -282,21 +350,32 @@ class EventStage(threading.Thread):
 def run_pipeline(specs: Sequence[SourceSpec], config: PipelineConfig, *, events: str | Path = "-",
                  display: bool = False, max_seconds: float | None = None,
                  extra_sinks: Sequence[Sink] = ()) -> RunSummary:
-    """Run every source until it ends, ``max_seconds`` pass or Ctrl-C; flush every event; return a summary."""
+    """Run every source until it ends, ``max_seconds`` pass or Ctrl-C; flush every event; return a summary.
+
+    Sources are opened first (a bad path or an unreachable URL fails before anything else loads),
+    then the recognizer, then the stream workers and the event stage start.
+    """
+    if display:
+        from .display import check_display
+
+        check_display()
     sinks: list[Sink] = [JsonlSink(events), *extra_sinks]
-    pending: queue.Queue[_Pending | None] = queue.Queue(maxsize=config.event_queue)
+    pending: queue.Queue[Spotted | None] = queue.Queue(maxsize=config.event_queue)
     display_q: queue.Queue | None = queue.Queue(maxsize=4) if display else None
     captures = [CaptureThread(open_source(s.kind, s.target, config.capture), config.capture) for s in specs]
     workers: list[StreamWorker] = []
-    stage = EventStage(pending, sinks)
+    recognizer: Recognizer | None = None
+    stage: EventStage | None = None
     start = time.monotonic()
     try:
         for c in captures:
             c.start()
+        recognizer = Recognizer(config.recognize) if config.recognize.model else None
+        stage = EventStage(pending, sinks, recognizer)
+        stage.start()
         workers = [StreamWorker(c, config, pending, display_q) for c in captures]
         for w in workers:
             w.start()
-        stage.start()
         _wait(workers, start, max_seconds, display_q)
     except KeyboardInterrupt:
         log.info("interrupted: flushing events")
@@ -307,15 +386,17 @@ def run_pipeline(specs: Sequence[SourceSpec], config: PipelineConfig, *, events:
             w.stop()
         for w in workers:
             w.join()
-        pending.put(None)
-        if stage.is_alive():
+        if stage is not None:
+            pending.put(None)
             stage.join()
         for sink in sinks:
             sink.close()
-    errors = [w.error for w in workers if w.error is not None]
+        if recognizer is not None:
+            recognizer.close()
+    errors = [t.error for t in [*workers, stage] if t is not None and t.error is not None]
     if errors:
         raise errors[0]
-    return RunSummary([w.summary for w in workers], stage.count, time.monotonic() - start)
+    return RunSummary([w.summary for w in workers], stage.count if stage else 0, time.monotonic() - start)
 
 
 def _wait(workers: Sequence[StreamWorker], start: float, max_seconds: float | None,
