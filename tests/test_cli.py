@@ -1,0 +1,112 @@
+"""The command line, run as a user runs it: a real process, real files, real output."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from realtime_mer.cli import main
+
+
+def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", "realtime_mer.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+@pytest.mark.realdata
+def test_video_run_writes_valid_json_lines(shared_data, face_model, tmp_path):
+    out = tmp_path / "out.jsonl"
+    r = _cli("--video", str(shared_data / "video" / "smile_d19.mp4"), "--events", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert out.exists()
+    for line in out.read_text().splitlines():
+        ev = json.loads(line)
+        assert ev["stream"].endswith("smile_d19.mp4")
+        assert ev["onset"] <= ev["apex"] <= ev["offset"]
+        assert ev["kind"] in ("micro", "macro")
+    assert "250 frames (250 with a face)" in r.stderr
+
+
+def test_doctor_exits_zero_and_names_every_stage(face_model):
+    r = _cli("doctor", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for name in ("pyav codecs", "opencv", "mediapipe", "face model", "numba", "onnxruntime", "gpu", "tensorrt"):
+        assert name in r.stdout
+
+
+def test_no_source_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main([])
+    assert e.value.code == 2
+    assert "give at least one source" in capsys.readouterr().err
+
+
+def test_missing_video_is_a_clear_error(tmp_path, capsys):
+    assert main(["--video", str(tmp_path / "nope.mp4"), "--events", str(tmp_path / "e.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "nope.mp4" in err and "error" in err
+
+
+def test_bad_config_key_is_reported_by_name(tmp_path, capsys):
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("spot:\n  thresold: 3\n")
+    assert main(["--video", "x.mp4", "--config", str(cfg)]) == 2
+    assert "thresold" in capsys.readouterr().err
+
+
+def test_synth_then_eval_spotting_prints_megc_scores(face_model, tmp_path):
+    out = tmp_path / "synth"
+    r = _cli("synth", "--out", str(out), "--clips", "3", "--fps", "30", "--seed", "5")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (out / "dataset.json").exists() and len(list((out / "clips").glob("*.mp4"))) == 3
+    r = _cli("eval-spotting", "--data", str(out), "--workers", "1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.strip().splitlines()
+    assert lines[0].startswith("3 clips")
+    assert any(line.startswith("micro ") and "precision" in line for line in lines)
+    last = lines[-1]
+    assert last.startswith("spotting F1: ")
+    assert 0.0 <= float(last.split(":")[1]) <= 1.0
+
+
+def test_demo_runs_live_and_reports_the_planted_events(face_model):
+    r = _cli("--demo", "11", "--max-seconds", "12", "--no-recognize", "--events", "-")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "demo: spotted " in r.stderr and "planted micro-expressions" in r.stderr
+    for line in r.stdout.splitlines():
+        assert json.loads(line)["stream"] == "synthetic"
+
+
+def test_models_lists_every_registered_model():
+    from realtime_mer.models import list_specs
+
+    r = _cli("models", timeout=120)
+    assert r.returncode == 0, r.stderr
+    names = [line.split()[0] for line in r.stdout.splitlines()]
+    assert names == [s.name for s in list_specs()]
+    assert "rcn-a" in names and "params" in r.stdout
+
+
+def test_export_onnx_runs_in_onnxruntime(tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    out = tmp_path / "rcn-a.onnx"
+    r = _cli("export", "--model", "rcn-a", "--format", "onnx", "--out", str(out), timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    (logits,) = sess.run(None, {"flow": np.random.default_rng(0).random((2, 3, 60, 60), np.float32)})
+    assert logits.shape == (2, 3)
+
+
+def test_export_rejects_a_checkpoint_of_another_model(tmp_path, capsys):
+    from realtime_mer.models import build_model
+    from realtime_mer.models.checkpoint import ModelMeta, save_checkpoint
+
+    ck = save_checkpoint(build_model("rcn"), tmp_path / "rcn.safetensors", ModelMeta.from_spec("rcn"))
+    assert main(["export", "--model", "rcn-a", "--checkpoint", str(ck), "--format", "onnx",
+                 "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "rcn-a" in capsys.readouterr().err
