@@ -27,7 +27,7 @@ from .face import FaceConfig, FaceStage
 from .magnify import MagnifyConfig, make_magnifier
 from .recognize import RecognizeConfig, Recognizer
 from .sinks import JsonlSink, Sink
-from .spotting import SpotConfig, Spotter
+from .spotting import SpotConfig, Spotter, eye_mask
 from .types import AlignedFace, Event, FaceObs, Frame, Interval
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,10 @@ class PipelineConfig:
     """Every stage's config; ``configs/pipeline.yaml`` holds the defaults users edit.
 
     Attributes:
+        spot_input: what the spotter watches: ``"aligned"`` crops, or the EVM-``"magnified"`` ones (the
+            STRCN rule as written). On the synthetic set at 30 fps the aligned crops score micro F1 0.84
+            against 0.55 magnified: EVM amplifies sensor and compression noise as much as the movement.
+            The magnified crops still feed the dashboard.
         buffer_seconds: how much aligned-face history each track keeps (longest event + margin), s.
         track_timeout_s: a track unseen for this long is closed (its pending interval flushed), s.
         event_queue: bound of the worker -> event stage queue (intervals waiting for recognition).
@@ -56,6 +60,7 @@ class PipelineConfig:
     magnify: MagnifyConfig = field(default_factory=MagnifyConfig)
     spot: SpotConfig = field(default_factory=SpotConfig)
     recognize: RecognizeConfig = field(default_factory=RecognizeConfig)
+    spot_input: Literal["aligned", "magnified"] = "aligned"
     buffer_seconds: float = 6.0
     track_timeout_s: float = 1.0
     event_queue: int = 64
@@ -181,7 +186,7 @@ class StreamProcessor:
         return _Track(
             ring=FaceRing(capacity, shape),
             magnifier=make_magnifier(self.config.magnify, shape, fps),
-            spotter=Spotter(fps, self.config.spot, shape),
+            spotter=Spotter(fps, self.config.spot, shape, eyes=eye_mask(shape[:2], face.points68)),
             last_seen=face.t,
         )
 
@@ -203,7 +208,8 @@ class StreamProcessor:
             t1 = time.perf_counter()
             track.magnified = track.magnifier.process(face.image)
             t2 = time.perf_counter()
-            done = track.spotter.update(face.index, face.t, track.magnified)
+            watched = face.image if self.config.spot_input == "aligned" else track.magnified
+            done = track.spotter.update(face.index, face.t, watched)
             self.clock.add("evm", (t2 - t1) * 1e3)
             self.clock.add("spot", (time.perf_counter() - t2) * 1e3)
             out.extend(s for iv in done if (s := self._spotted(face.track, track, iv)) is not None)

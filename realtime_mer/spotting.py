@@ -1,47 +1,55 @@
 """Streaming micro-expression spotting (onset, apex, offset) and the MEGC interval metric.
 
-Spotting, per face track, one call per aligned (optionally magnified) face crop:
+Spotting, per face track, one call per aligned face crop (the raw crop spots best: a magnifier
+amplifies the sensor and compression noise as much as the movement):
 
 1. **Grey.** The crop, ``(H, W)`` or ``(H, W, C)`` BGR, uint8 or float, becomes grey float32,
    scaled to the reference's mean brightness over the mask (``normalize_gain``: global exposure
    changes and flicker cancel). Every level below is in units of the statistic's own noise, so
-   the image scale does not matter (uint8 0..255 or magnified float ~0..1 alike).
-2. **Reference.** ``ref`` is a slow exponential moving average of the face (time constant
+   the image scale does not matter.
+2. **Reference.** ``ref`` is an exponential moving average of the face (time constant
    ``ref_tau_s``; a plain running mean over the first frames), so slow drift does not accumulate.
-   While a movement is in progress the reference is *frozen*: it stays the pre-onset face, and
-   ``sigma`` below is the STRCN apex rule's ``std(I_t - I_onset)``. A micro-expression rises and
-   *returns* to that face, so its end is sharp; so does a held macro-expression once it is let go.
-3. **Statistic.** ``D = I_t - ref`` over the face mask (an ellipse inside the crop, or the
-   caller's mask), cut into ``blocks`` (rows, cols); per block the standard deviation of ``D`` over
-   its masked pixels; ``sigma(t)`` = mean of the ``top_k`` largest block values. A local 1-2 px
-   mouth-corner movement fills a few blocks, where it stands far above the sensor noise, while a
-   global std dilutes it over the whole face (on the test faces the blocks spot a 0.3 px
-   movement that the global std misses). ``blocks=(1, 1), top_k=1`` is the plain STRCN
-   ``std(I_t - ref)`` over the mask. Block stds ignore a uniform brightness change in a block.
-4. **Noise floor.** A running robust level ``floor`` and ``spread`` of ``sigma`` while no
-   movement is in progress: exponential averages (time constant ``floor_tau_s``) of ``sigma`` and
-   of its absolute deviation (x 1.2533, a std for Gaussian noise), fed with ``sigma`` clipped to
-   ``floor +- 3 spread`` so a stray spike cannot lift them; ``spread >= min_rel_spread * floor``.
-   ``z(t) = (sigma - floor) / spread``. The first ``warmup_s`` seconds only learn the reference
-   and the floor.
-5. **Events.** A movement starts at the first frame with ``z >= low`` (onset). It ends at the
-   last frame (offset) above ``max(low, end_frac * peak z)`` once ``z`` has stayed below that for
-   ``end_hold_s`` (short dips are bridged; the relative level cuts long tails such as the
-   band-pass ringing of a magnifier, or a face that does not quite return). No new movement
-   starts until ``z`` is back below ``low``. A movement counts if its peak reaches
-   ``z >= threshold``; apex = argmax ``sigma`` within it; score = peak ``z``. Its duration
-   ``(offset - onset + 1) / fps``: below ``micro_min_s`` it is discarded (isolated spikes,
-   1-frame glitches), up to ``micro_max_s`` it is ``"micro"``, longer ``"macro"`` (reported when
-   ``report_macro``). A movement still in progress after ``macro_max_s`` is a lasting change
-   (head pose, lighting, an expression held on): it is dropped and the spotter learns the face
-   anew (warm-up).
+   While a movement is in progress the reference is *frozen*: it stays the pre-onset face (the
+   STRCN apex rule's ``I_onset``). A micro-expression rises and *returns* to that face.
+3. **Block statistic.** ``D = I_t - ref`` over the face mask (an ellipse inside the crop, or the
+   caller's mask), cut into ``blocks`` (rows, cols); per block ``b`` the standard deviation
+   ``s_b`` of ``D`` over its masked pixels. A local 1-2 px movement fills a few blocks, where it
+   stands far above the noise, while a global std dilutes it over the whole face.
+4. **Per-block noise.** Each block has its own noise level: residual misalignment makes ``s_b``
+   grow with the block's texture (on the synthetic set ``mean s_b ~ 0.06-0.15 px x gradient +
+   sensor noise``, correlation ~0.9), so a textured block (eyes, glasses, mouth) would drown a
+   brow or cheek movement in a global threshold. A running level ``m_b`` per block
+   (exponential average, time constant ``floor_tau_s``, of frames without a movement, each value
+   clipped to ``m_b (1 +- 3 rel)``) and one relative spread ``rel`` (the same average of the
+   median over blocks of ``|s_b / m_b - 1|`` x 1.4826, at least ``min_rel_spread``) give
+   ``z_b = (s_b / m_b - 1) / rel`` and the statistic ``sigma(t)`` = mean of the ``top_k``
+   largest ``z_b``, in noise units. The first ``warmup_s`` seconds only learn reference and levels.
+5. **Events.** A movement starts at the first frame with ``sigma >= low``. It ends once
+   ``sigma`` has stayed below ``max(low, end_frac * peak)`` for ``end_hold_s`` (short dips are
+   bridged; the relative level also ends a face that does not quite return, e.g. after video
+   compression). No new movement starts until ``sigma`` is back below ``low`` (levels are still
+   learned meanwhile, so a raised level cannot lock the spotter). A movement counts if its peak
+   reaches ``threshold`` and it stayed above ``low`` for at least ``micro_min_s`` (isolated
+   spikes, 1-frame glitches are dropped); apex = argmax ``sigma``; score = peak.
+6. **Onset and offset** are placed from the half-maximum crossings (interpolated) of ``sigma``
+   around the apex: for the raised-cosine time course of an expression the half-maximum falls
+   midway between onset and apex (apex and offset), so ``onset = 2 t_half_rise - apex`` and
+   ``offset = 2 t_half_fall - apex``; a fixed level would cut weak movements short and stretch
+   strong ones. Its duration ``(offset - onset) / fps`` (the ground truth's convention) up to
+   ``micro_max_s`` is ``"micro"``, longer ``"macro"`` (reported when ``report_macro``). A movement
+   still in progress after ``macro_max_s`` is a lasting change (head pose, lighting, an expression
+   held on): it is dropped and the spotter learns the face anew (warm-up).
+7. **Blinks** last as long as micro-expressions. Given the eye fissures (``eyes`` mask, e.g.
+   :func:`eye_mask` of the track's first landmarks), a movement of micro length during which the
+   fissures change by at least ``blink_level`` of their own contrast (rms of ``D`` over the
+   fissures / std of the reference there: 0.9-2.0 for the synthetic blinks, at most 0.6 for
+   micro-expressions with lid movements such as AU7) is a blink and is not reported.
 
 Why not a lagged reference ``I_t - I_{t-k}``: it shows every movement twice, the second time when
-the reference frame passes through it. Blinks last as long as micro-expressions: pass a mask
-without the eyes to ignore them.
+the reference frame passes through it.
 
 Costs O(pixels) per frame with pre-allocated buffers (no per-frame array allocation once built).
-An interval is reported ``end_hold_s`` after its offset frame.
+An interval is reported ``end_hold_s`` after the frame where ``sigma`` fell below its end level.
 
 Metric (MEGC 2019-2022, REFERENCE.md section 6): :func:`interval_iou` on inclusive frame
 intervals exactly as the official ``calc_iou``; :func:`match_intervals` matches each ground truth
@@ -59,53 +67,56 @@ import numpy as np
 
 from realtime_mer.types import EventKind, Interval
 
-_MAD_TO_STD = 1.2533  # mean absolute deviation -> standard deviation, Gaussian
+_MAD_TO_STD = 1.4826  # median absolute deviation -> standard deviation, Gaussian
 
 
 @dataclass
 class SpotConfig:
-    """Spotting settings; durations in seconds, levels in units of the noise spread.
+    """Spotting settings; durations in seconds, levels in units of the noise (see the module docstring).
 
     Attributes:
         micro_min_s, micro_max_s: duration range of a micro-expression.
         macro_max_s: longest movement reported as a macro-expression; longer ones are dropped.
         report_macro: report macro-expressions too (else only micro).
-        threshold: peak height above the floor, in spreads, that makes a movement an event.
-        low: level (spreads above the floor) that marks onset and offset.
-        end_frac: a movement also ends below this fraction of its peak height (so a face that
-            does not quite return, or a long tail, still ends it).
-        end_hold_s: how long ``z`` must stay below the end level to end a movement (bridges dips).
+        threshold: peak of ``sigma`` that makes a movement an event.
+        low: level of ``sigma`` that starts a movement (and re-arms the spotter).
+        end_frac: a movement also ends below this fraction of its peak (so a face that does not
+            quite return, or a long tail, still ends it).
+        end_hold_s: how long ``sigma`` must stay below the end level to end a movement (bridges dips).
         ref_tau_s: time constant of the reference face's moving average.
         normalize_gain: scale each frame to the reference's masked mean brightness first.
-        floor_tau_s: time constant of the noise floor and spread.
-        min_rel_spread: smallest spread as a fraction of the floor.
-        warmup_s: time spent learning reference and floor before spotting.
+        floor_tau_s: time constant of the per-block noise levels and of the relative spread.
+        min_rel_spread: smallest relative spread ``rel`` of the block stds.
+        warmup_s: time spent learning reference and noise levels before spotting.
         blocks: (rows, cols) of the block grid over the crop.
-        top_k: number of largest block stds averaged into ``sigma``.
+        top_k: number of largest block scores averaged into ``sigma``.
+        blink_level: a movement of micro length whose eye fissures change by this fraction of
+            their contrast is a blink (needs an ``eyes`` mask); 0 turns the rule off.
         mask: ``"ellipse"`` (a face ellipse inside the crop) or ``"full"`` (the whole crop); a mask
             given to :class:`Spotter` overrides it.
         mask_axes: ellipse width and height as fractions of the crop's width and height.
         min_block_cover: a block counts only if at least this fraction of its pixels is in the mask.
-        history_len: number of recent ``sigma`` values kept for display.
+        history_len: number of recent ``sigma`` values kept (display, onset/offset placement).
     """
 
     micro_min_s: float = 0.065
     micro_max_s: float = 0.5
     macro_max_s: float = 4.0
     report_macro: bool = True
-    threshold: float = 8.0
-    low: float = 3.0
-    end_frac: float = 0.15
+    threshold: float = 5.0
+    low: float = 4.0
+    end_frac: float = 0.4
     end_hold_s: float = 0.03
-    ref_tau_s: float = 1.0
+    ref_tau_s: float = 0.5
     normalize_gain: bool = True
     floor_tau_s: float = 3.0
-    min_rel_spread: float = 0.02
-    warmup_s: float = 1.0
+    min_rel_spread: float = 0.05
+    warmup_s: float = 0.33
     blocks: tuple[int, int] = (8, 8)
     top_k: int = 3
+    blink_level: float = 0.75
     mask: Literal["ellipse", "full"] = "ellipse"
-    mask_axes: tuple[float, float] = (0.85, 0.95)
+    mask_axes: tuple[float, float] = (1.0, 1.0)
     min_block_cover: float = 0.5
     history_len: int = 1024
 
@@ -121,6 +132,8 @@ class SpotConfig:
         for name in ("end_hold_s", "ref_tau_s", "floor_tau_s", "warmup_s", "min_rel_spread"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.blink_level < 0:
+            raise ValueError(f"blink_level must be >= 0 (0 = off), got {self.blink_level}")
         rows, cols = self.blocks
         if rows < 1 or cols < 1:
             raise ValueError(f"blocks must be at least (1, 1), got {self.blocks}")
@@ -130,24 +143,22 @@ class SpotConfig:
             raise ValueError(f"mask_axes are fractions of the crop in (0, 1], got {self.mask_axes}")
         if not 0 < self.min_block_cover <= 1:
             raise ValueError(f"min_block_cover must be in (0, 1], got {self.min_block_cover}")
-        if self.history_len < 1:
-            raise ValueError(f"history_len must be at least 1, got {self.history_len}")
+        if self.history_len < 8:
+            raise ValueError(f"history_len must be at least 8, got {self.history_len}")
 
 
 @dataclass(frozen=True)
 class SigmaTrace:
     """Recent spotting signal for display, oldest first, all ``(N,)``.
 
-    ``sigma`` is the statistic (NaN on the first frame after a (re)start), ``floor``/``spread`` the
-    noise floor then; the event level is ``floor + threshold * spread``. ``floor`` and ``spread``
-    are NaN during warm-up.
+    ``sigma`` is the statistic in noise units (NaN on the first frame after a (re)start; compare
+    it with ``SpotConfig.threshold``), ``ready`` is False during warm-up.
     """
 
     index: np.ndarray
     t: np.ndarray
     sigma: np.ndarray
-    floor: np.ndarray
-    spread: np.ndarray
+    ready: np.ndarray
 
 
 def ellipse_mask(shape: tuple[int, int], axes: tuple[float, float] = (0.85, 0.95)) -> np.ndarray:
@@ -158,6 +169,20 @@ def ellipse_mask(shape: tuple[int, int], axes: tuple[float, float] = (0.85, 0.95
     return ((xx - (w - 1) / 2) / rx) ** 2 + ((yy - (h - 1) / 2) / ry) ** 2 <= 1.0
 
 
+def eye_mask(shape: tuple[int, int], points68: np.ndarray, margin_px: int = 2) -> np.ndarray:
+    """``(H, W)`` bool mask of the two eye fissures: the polygons of points 36-41 and 42-47
+    (``points68`` ``(68, 2)`` in crop pixels), grown by ``margin_px``."""
+    pts = np.asarray(points68, np.float64)
+    if pts.shape != (68, 2) or not np.isfinite(pts).all():
+        raise ValueError(f"points68 must be a finite (68, 2) array of crop pixels, got shape {pts.shape}")
+    m = np.zeros(shape, np.uint8)
+    for a in (36, 42):
+        cv2.fillPoly(m, [np.round(pts[a:a + 6]).astype(np.int32)], 1)
+    if margin_px > 0:
+        m = cv2.dilate(m, np.ones((2 * margin_px + 1, 2 * margin_px + 1), np.uint8))
+    return m.astype(bool)
+
+
 class Spotter:
     """Streaming spotter of one face track (see the module docstring for the algorithm).
 
@@ -166,10 +191,12 @@ class Spotter:
         config: settings.
         shape: crop shape, ``(H, W)`` or ``(H, W, C)`` with C in 1 or 3.
         mask: optional ``(H, W)`` bool face mask overriding ``config.mask``.
+        eyes: optional ``(H, W)`` bool mask of the eye fissures (:func:`eye_mask`): turns on the
+            blink rule.
     """
 
     def __init__(self, fps: float, config: SpotConfig | None = None, shape: tuple[int, ...] = (128, 128, 3),
-                 mask: np.ndarray | None = None) -> None:
+                 mask: np.ndarray | None = None, eyes: np.ndarray | None = None) -> None:
         self.config = cfg = config or SpotConfig()
         if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] not in (1, 3)):
             raise ValueError(f"shape must be (H, W) or (H, W, C) with C 1 or 3, got {shape}")
@@ -191,7 +218,16 @@ class Spotter:
             raise ValueError(f"only {int(valid.sum())} blocks of {cfg.blocks} are at least "
                              f"{cfg.min_block_cover:.0%} inside the mask; need top_k={cfg.top_k}: "
                              "use a larger mask or fewer blocks")
+        self._valid = valid.reshape(-1)
         self._inv_cover = np.where(valid, 1.0 / np.maximum(cover, 1e-6), 0.0).astype(np.float32)
+        self._eyes: np.ndarray | None = None
+        if eyes is not None:
+            eyes = np.asarray(eyes, bool)
+            if eyes.shape != (h, w):
+                raise ValueError(f"eyes mask shape {eyes.shape} does not match the crop {(h, w)}")
+            if eyes.sum() < 4:
+                raise ValueError("the eyes mask holds fewer than 4 pixels: pass eye_mask(shape, points68)")
+            self._eyes = np.flatnonzero(eyes)
         # pre-allocated work buffers
         self._grey = np.zeros((h, w), np.float32)
         self._grey_u8 = np.zeros((h, w), np.uint8)
@@ -201,13 +237,19 @@ class Spotter:
         self._sq = np.zeros((h, w), np.float32)
         self._m1 = np.zeros((rows, cols), np.float32)
         self._m2 = np.zeros((rows, cols), np.float32)
-        self._block_std = self._m2.reshape(-1)  # a view of _m2
+        n_valid = int(self._valid.sum())
+        self._s = np.zeros(n_valid, np.float32)  # block stds
+        self._level = np.zeros(n_valid, np.float32)  # per-block noise levels m_b
+        self._z = np.zeros(n_valid, np.float32)
+        self._work = np.zeros(n_valid, np.float32)
+        n_eye = 0 if self._eyes is None else len(self._eyes)
+        self._eye_a = np.zeros(n_eye, np.float32)
+        self._eye_b = np.zeros(n_eye, np.float32)
         n = cfg.history_len
         self._h_index = np.zeros(n, np.int64)
         self._h_t = np.zeros(n, np.float64)
         self._h_sigma = np.zeros(n, np.float32)
-        self._h_floor = np.zeros(n, np.float32)
-        self._h_spread = np.zeros(n, np.float32)
+        self._h_ready = np.zeros(n, bool)
         self._h_next = 0
         self._h_count = 0
         self._last_index = -1
@@ -229,17 +271,19 @@ class Spotter:
         self._macro_max_frames = cfg.macro_max_s * fps
 
     def _restart(self) -> None:
-        """Forget reference, floor and any movement in progress: learn them again (warm-up)."""
+        """Forget reference, noise levels and any movement in progress: learn them again (warm-up)."""
         self._seen = 0  # frames since (re)start
-        self._floor = 0.0
-        self._spread = 0.0
-        self._floor_n = 0
+        self._first = -1  # index of the first frame since (re)start
+        self._level_n = 0
+        self._rel = 0.0
         self._active = False
         self._armed = True  # a new movement may start (False while a tail is above ``low``)
         self._below = 0
         self._onset = self._apex = self._last_above = -1
-        self._t_onset = self._t_apex = self._t_last_above = 0.0
+        self._t_apex = 0.0
         self._peak = 0.0
+        self._eye_contrast = 0.0
+        self._eye_peak = 0.0
 
     # -- per frame -------------------------------------------------------------------------------
 
@@ -262,8 +306,8 @@ class Spotter:
             np.copyto(self._colour, image, casting="unsafe")
             cv2.cvtColor(self._colour, cv2.COLOR_BGR2GRAY, dst=self._grey)
 
-    def _statistic(self) -> float:
-        """Mean of the ``top_k`` largest masked block stds of ``grey - ref``."""
+    def _block_stds(self) -> None:
+        """Masked per-block standard deviations of ``grey - ref`` into ``self._s`` (valid blocks)."""
         np.subtract(self._grey, self._ref, out=self._diff)
         np.multiply(self._diff, self._mask, out=self._diff)
         np.multiply(self._diff, self._diff, out=self._sq)
@@ -276,22 +320,50 @@ class Spotter:
         np.subtract(self._m2, self._m1, out=self._m2)  # block variance
         np.maximum(self._m2, 0.0, out=self._m2)
         np.sqrt(self._m2, out=self._m2)
-        self._block_std.sort()
-        return float(self._block_std[-self.config.top_k:].mean())
+        np.compress(self._valid, self._m2.reshape(-1), out=self._s)
+
+    def _statistic(self) -> float:
+        """``sigma``: mean of the ``top_k`` largest block scores ``(s_b / m_b - 1) / rel``."""
+        np.divide(self._s, self._level, out=self._z)
+        np.subtract(self._z, 1.0, out=self._z)
+        np.multiply(self._z, 1.0 / self._rel, out=self._z)
+        np.copyto(self._work, self._z)
+        self._work.sort()
+        return float(self._work[-self.config.top_k:].mean())
+
+    def _learn_levels(self) -> None:
+        """One step of the per-block noise levels and the relative spread (cumulative at first, then EMA)."""
+        self._level_n += 1
+        if self._level_n == 1:
+            np.maximum(self._s, 1e-6, out=self._level)
+            return
+        rate = max(self._floor_rate, 1.0 / self._level_n)
+        if self._level_n > 3:  # clip outliers so a stray spike cannot lift the levels
+            band = 3.0 * self._rel
+            np.clip(self._s, self._level * (1.0 - band), self._level * (1.0 + band), out=self._s)
+        np.divide(self._s, self._level, out=self._work)
+        np.subtract(self._work, 1.0, out=self._work)
+        np.abs(self._work, out=self._work)
+        dev = float(np.median(self._work)) * _MAD_TO_STD
+        self._level += rate * (self._s - self._level)
+        np.maximum(self._level, 1e-6, out=self._level)
+        self._rel = dev if self._level_n == 2 else self._rel + rate * (dev - self._rel)
+        self._rel = max(self._rel, self.config.min_rel_spread)
 
     def update(self, index: int, t: float, image: np.ndarray) -> list[Interval]:
         """Feed frame ``index`` (time ``t`` s) of the track; returns the intervals completed now.
 
-        ``image``: the aligned crop, ``shape`` as given at construction, uint8 or float
-        (magnified frames may overshoot [0, 1]). ``index`` must increase (gaps are dropped frames).
+        ``image``: the aligned crop, ``shape`` as given at construction, uint8 or float.
+        ``index`` must increase (gaps are dropped frames).
         """
         if index <= self._last_index:
             raise ValueError(f"frame {index} after frame {self._last_index}: indices must increase")
         self._to_grey(image)
+        if not np.isfinite(float(self._grey.sum())):
+            raise ValueError(f"frame {index} has NaN or infinite pixels")
         t = float(t)
         if self._seen == 0:  # (re)start: this frame is the first reference
-            if not np.isfinite(self._grey).all():
-                raise ValueError(f"frame {index} has NaN or infinite pixels")
+            self._first = index
             self._ref[:] = self._grey
             self._seen = 1
             self._last_index = index
@@ -299,20 +371,19 @@ class Spotter:
             return []
         if self.config.normalize_gain:
             self._match_gain()
-        x = self._statistic()
-        if not np.isfinite(x):
-            raise ValueError(f"frame {index} has NaN or infinite pixels")
+        self._block_stds()
         self._last_index = index
         self._seen += 1
         out: list[Interval] = []
-        if self._seen <= self._warmup_frames:
-            if self._seen > self._warmup_frames // 2:
-                self._learn_floor(x)
+        if self._seen <= self._warmup_frames or self._level_n < 2:
+            self._learn_levels()
+            self._record(index, t, self._statistic() if self._level_n >= 2 else 0.0)
         else:
+            x = self._statistic()
+            self._record(index, t, x)  # before tracking: closing a movement reads the history
             iv = self._track(index, t, x)
             if iv is not None:
                 out.append(iv)
-        self._record(index, t, x)
         if self._active and index - self._onset + 1 > self._macro_max_frames:
             self._restart()  # a lasting change (head pose, lighting): drop it, learn the face anew
         elif not self._active:  # the reference is frozen during a movement
@@ -329,29 +400,45 @@ class Spotter:
     def _track(self, index: int, t: float, x: float) -> Interval | None:
         """One step of the movement state machine on statistic ``x``; a finished interval or None."""
         cfg = self.config
-        z = (x - self._floor) / self._spread
         if not self._active:
-            if z < cfg.low:
-                self._armed = True
-                self._learn_floor(x)
-                return None
-            if not self._armed:  # still the tail of the last movement
+            if x < cfg.low or not self._armed:  # quiet, or still the tail of the last movement
+                self._armed = self._armed or x < cfg.low
+                self._learn_levels()
                 return None
             self._active = True
             self._onset = self._apex = self._last_above = index
-            self._t_onset = self._t_apex = self._t_last_above = t
+            self._t_apex = t
             self._peak, self._below = x, 0
-        elif z >= max(cfg.low, cfg.end_frac * (self._peak - self._floor) / self._spread):
-            self._last_above, self._t_last_above, self._below = index, t, 0
+            self._eye_peak = 0.0
+            self._eye_contrast = self._fissure_contrast()
+        elif x >= max(cfg.low, cfg.end_frac * self._peak):
+            self._last_above, self._below = index, 0
             if x > self._peak:
                 self._peak, self._apex, self._t_apex = x, index, t
         else:
             self._below += 1
             if self._below >= self._end_hold:
                 self._active = False
-                self._armed = z < cfg.low
+                self._armed = x < cfg.low
                 return self._close()
+        if self._eyes is not None:
+            self._eye_peak = max(self._eye_peak, self._fissure_change())
         return None
+
+    def _fissure_contrast(self) -> float:
+        """Standard deviation of the reference over the eye fissures (0 without an eyes mask)."""
+        if self._eyes is None:
+            return 0.0
+        np.take(self._ref.reshape(-1), self._eyes, out=self._eye_a)
+        return float(self._eye_a.std())
+
+    def _fissure_change(self) -> float:
+        """RMS of ``grey - ref`` over the eye fissures, as a fraction of their contrast."""
+        np.take(self._grey.reshape(-1), self._eyes, out=self._eye_a)
+        np.take(self._ref.reshape(-1), self._eyes, out=self._eye_b)
+        np.subtract(self._eye_a, self._eye_b, out=self._eye_a)
+        rms = float(np.sqrt(np.dot(self._eye_a, self._eye_a) / len(self._eye_a)))
+        return rms / max(self._eye_contrast, 1e-6)
 
     def flush(self) -> list[Interval]:
         """End of stream: the movement in progress, if it qualifies, as a completed interval."""
@@ -361,42 +448,53 @@ class Spotter:
         iv = self._close()
         return [] if iv is None else [iv]
 
-    def _learn_floor(self, x: float) -> None:
-        """One step of the running noise floor and spread (cumulative at first, then EMA)."""
-        self._floor_n += 1
-        rate = max(self._floor_rate, 1.0 / self._floor_n)
-        if self._floor_n > 1:
-            band = 3.0 * self._spread
-            x = min(max(x, self._floor - band), self._floor + band)
-        dev = abs(x - self._floor) * _MAD_TO_STD if self._floor_n > 1 else 0.0
-        self._floor += rate * (x - self._floor)
-        self._spread += rate * (dev - self._spread)
-        self._spread = max(self._spread, self.config.min_rel_spread * abs(self._floor), 1e-12)
+    def _half_crossings(self) -> tuple[float, float]:
+        """Frame positions (interpolated) where ``sigma`` crosses half its peak before and after the apex."""
+        h = self.history()  # once per movement, not per frame
+        half = 0.5 * self._peak
+        k0 = int(np.searchsorted(h.index, self._apex))
+        rise = fall = float(self._apex)
+        for k in range(k0, 0, -1):
+            rise = float(h.index[k])
+            a, b = h.sigma[k - 1], h.sigma[k]
+            if not a >= half:  # below half, or NaN (the first frame after a start)
+                if a < b:
+                    rise -= (b - half) / (b - a) * (h.index[k] - h.index[k - 1])
+                break
+        for k in range(k0, len(h.index) - 1):
+            fall = float(h.index[k])
+            a, b = h.sigma[k], h.sigma[k + 1]
+            if b < half:
+                fall += (a - half) / (a - b) * (h.index[k + 1] - h.index[k])
+                break
+        return rise, fall
 
     def _close(self) -> Interval | None:
-        """The finished movement as an Interval, or None when too short, too weak or unreported."""
+        """The finished movement as an Interval, or None when too short, too weak, a blink or unreported."""
         cfg = self.config
-        score = (self._peak - self._floor) / self._spread
-        frames = self._last_above - self._onset + 1
-        seconds = frames / self.fps
-        if score < cfg.threshold or seconds < cfg.micro_min_s:
+        if self._peak < cfg.threshold or (self._last_above - self._onset + 1) / self.fps < cfg.micro_min_s:
             return None
+        rise, fall = self._half_crossings()
+        onset = min(self._apex, max(self._first, int(round(2 * rise - self._apex))))
+        offset = max(self._apex, int(round(2 * fall - self._apex)))
+        seconds = (offset - onset) / self.fps
         kind: EventKind = "micro" if seconds <= cfg.micro_max_s else "macro"
+        if kind == "micro" and cfg.blink_level > 0 and self._eye_peak >= cfg.blink_level:
+            return None
         if kind == "macro" and not cfg.report_macro:
             return None
-        return Interval(self._onset, self._apex, self._last_above, self._t_onset, self._t_apex,
-                        self._t_last_above, kind, float(score))
+        t_on = self._t_apex - (self._apex - onset) / self.fps
+        t_off = self._t_apex + (offset - self._apex) / self.fps
+        return Interval(onset, self._apex, offset, t_on, self._t_apex, t_off, kind, float(self._peak))
 
     # -- display ---------------------------------------------------------------------------------
 
     def _record(self, index: int, t: float, x: float) -> None:
         i = self._h_next
-        warm = self._seen > self._warmup_frames
         self._h_index[i] = index
         self._h_t[i] = t
         self._h_sigma[i] = x
-        self._h_floor[i] = self._floor if warm else np.nan
-        self._h_spread[i] = self._spread if warm else np.nan
+        self._h_ready[i] = self._seen > self._warmup_frames
         self._h_next = (i + 1) % self.config.history_len
         self._h_count = min(self._h_count + 1, self.config.history_len)
 
@@ -404,8 +502,7 @@ class Spotter:
         """The last ``n`` (default: all kept) values of the spotting signal, oldest first (copies)."""
         count = self._h_count if n is None else max(0, min(n, self._h_count))
         order = (self._h_next - count + np.arange(count)) % self.config.history_len
-        return SigmaTrace(self._h_index[order], self._h_t[order], self._h_sigma[order],
-                          self._h_floor[order], self._h_spread[order])
+        return SigmaTrace(self._h_index[order], self._h_t[order], self._h_sigma[order], self._h_ready[order])
 
     @property
     def sigma(self) -> np.ndarray:
