@@ -1,0 +1,2 @@
+"""``mer-train``: datasets, preprocessing cache, LOSO/LOVO protocols, losses, augmentation, training,
+metrics and reports, architecture search (see :mod:`trainer.cli` for the commands)."""

@@ -283,9 +283,9 @@ def export_source(model: str, checkpoint: str | Path | None = None) -> tuple[nn.
     """
     if checkpoint is not None:
         return load_checkpoint(checkpoint, expected_model=model)
-    from realtime_mer.weights import default_weights, has_default_weights
+    from realtime_mer.weights import available, default_weights
 
-    if has_default_weights(model):
+    if model in available():
         return load_checkpoint(default_weights(model), expected_model=model)
     log.warning("no trained weights ship for %s: exporting freshly initialised weights (pass --checkpoint)", model)
     spec = get_spec(model)

@@ -1,0 +1,115 @@
+"""Preprocessing: the live path's alignment and flow on real synthetic clips (real MediaPipe, PyAV),
+every model's input shape, the STRCN apex rule, EVM variants, and the resumable on-disk cache."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from realtime_mer.models import get_spec
+from realtime_mer.synth import EventConfig, SynthConfig, write_dataset
+from trainer.datasets import Dataset, Sample, open_dataset
+from trainer.preprocess import (
+    PreprocessConfig,
+    config_for,
+    prepare_sample,
+    preprocess,
+    sample_file,
+    strcn_apex,
+)
+
+
+@pytest.fixture(scope="module")
+def clip_set(face_model, tmp_path_factory) -> Dataset:
+    """Two clips of two subjects with larger-than-default micro-expressions, default nuisances."""
+    out = tmp_path_factory.mktemp("synth")
+    cfg = SynthConfig(subjects=2, size=(256, 192), clip_seconds=(2.0, 2.5),
+                      events=EventConfig(events_per_clip=(2, 2), kind_weights=(1, 0, 0), micro_amplitude=(2.5, 3.0),
+                                         neutral_fraction=0.0, classes=("negative", "positive", "surprise")))  # fmt: skip
+    write_dataset(out, clips=2, fps=30, seed=11, config=cfg, model_path=face_model)
+    return open_dataset(f"synth:{out}?classes=megc3")
+
+
+def test_strcn_apex_rule():
+    g = np.zeros((7, 8, 8), np.uint8)
+    g[1:, 2:5, 2:5] = [[[10]], [[40]], [[90]], [[60]], [[20]], [[5]]]
+    assert strcn_apex(g) == 3
+    assert strcn_apex(g[:1]) == 0
+
+
+def test_rcn_map_of_a_real_clip(clip_set):
+    """Aligned onset->apex map of a planted event: (V, 3, 60, 60) in [0, 1], one row per variant; the
+    labelled apex is kept; the STRCN rule finds an apex near it; EVM changes the map."""
+    s = clip_set.samples[0]
+    cfg = replace(config_for(get_spec("rcn-a")), alphas=(0.0, 8.0), keep_ratios=(1.0, 0.6), apex="auto")
+    out = prepare_sample(s, cfg)
+    assert out["flow"].shape == (4, 3, 60, 60) and out["flow"].dtype == np.float32
+    assert 0.0 <= out["flow"].min() and out["flow"].max() <= 1.0
+    np.testing.assert_allclose(out["variants"], [[0, 1], [0, 0.6], [8, 1], [8, 0.6]])
+    assert out["apex"][0] == s.apex
+    assert not np.allclose(out["flow"][0], out["flow"][2]), "EVM at alpha 8 changes the flow"
+    detected = prepare_sample(s, replace(cfg, apex="strcn", alphas=(0.0,), keep_ratios=(1.0,)))
+    assert abs(int(detected["apex"][0]) - s.apex) <= max(2, (s.offset - s.onset) // 3)
+
+
+@pytest.mark.parametrize("model", ["strcn-g", "strcn-a", "region-lstm", "dtscnn"])
+def test_every_model_input_has_its_spec_shape(clip_set, model):
+    spec = get_spec(model)
+    out = prepare_sample(clip_set.samples[1], config_for(spec))
+    for t in spec.inputs():
+        if t.name in ("h0", "c0"):
+            assert t.name not in out
+            continue
+        assert out[t.name].shape == (1, *t.shape), t.name
+        assert np.isfinite(out[t.name]).all()
+
+
+def _flow_folder(root: Path, n: int) -> Path:
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = ["subject,sample,label"]
+    for i in range(n):
+        img = np.zeros((80, 90, 3), np.uint8)
+        img[..., 2] = 200  # red = channel 0 (u) after BGR -> RGB
+        img[..., 1] = rng.integers(0, 255)
+        cv2.imwrite(str(root / f"f{i}.png"), img)
+        rows.append(f"s{i % 3},f{i},{['negative', 'positive', 'surprise'][i % 3]}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_flow_images_cache_is_resumable(tmp_path):
+    folder = _flow_folder(tmp_path / "fi", 6)
+    data = open_dataset(f"flowimages:{folder}")
+    cfg = config_for(get_spec("rcn-a"))
+    cache = tmp_path / "cache"
+    first = preprocess(data, cfg, cache, workers=2, progress=False)
+    assert first.inputs["flow"].shape == (6, 3, 60, 60) and not first.failed
+    np.testing.assert_allclose(first.inputs["flow"][:, 0], 200 / 255, atol=1e-6)
+    files = {p: p.stat().st_mtime_ns for p in (cache / cfg.key()).rglob("*.npz")}
+    assert len(files) == 6 and (cache / cfg.key() / "config.json").is_file()
+    os.remove(sample_file(cache, cfg, data.samples[2]))
+    again = preprocess(data, cfg, cache, workers=1, progress=False)
+    np.testing.assert_array_equal(again.inputs["flow"], first.inputs["flow"])
+    after = {p: p.stat().st_mtime_ns for p in (cache / cfg.key()).rglob("*.npz")}
+    assert [p for p in after if after[p] != files.get(p)] == [sample_file(cache, cfg, data.samples[2])], "only the missing one redone"
+    assert replace(cfg, alphas=(0.0, 5.0)).key() != cfg.key() and PreprocessConfig(**vars(cfg)).key() == cfg.key()
+
+
+def test_a_clip_without_a_face_is_left_out_and_cached(tmp_path, face_model):
+    frames = []
+    for i in range(1, 4):
+        p = tmp_path / f"img{i}.jpg"
+        cv2.imwrite(str(p), np.full((120, 120, 3), 90, np.uint8))
+        frames.append(p)
+    blank = Sample("synth", "s09", "blank", 0, "negative", onset=1, apex=2, offset=3, frames=tuple(frames), frame_numbers=(1, 2, 3))
+    data = Dataset("synth", ("negative",), (blank,))
+    cfg = config_for(get_spec("rcn-a"))
+    with pytest.raises(Exception, match="no sample"):
+        preprocess(data, cfg, tmp_path / "cache", progress=False)
+    assert sample_file(tmp_path / "cache", cfg, blank).with_suffix(".fail.txt").read_text() == "no face found on the onset frame"

@@ -1,0 +1,486 @@
+"""Preprocessing of labelled clips into model inputs, cached on disk, in parallel worker processes.
+
+Per sample (the live path's functions, so training sees what the pipeline sees):
+
+1. frames onset..offset (image files, or decoded from the clip's video with PyAV);
+2. face alignment: MediaPipe landmarks (:class:`realtime_mer.face.landmarker.Landmarker`) on the
+   onset frame make the reference of a :class:`realtime_mer.face.align.TrackAligner` (the STRCN crop,
+   ``face_size``); later frames are aligned with their own landmarks every ``landmark_every``
+   frames and by image registration in between, exactly as :class:`realtime_mer.face.FaceStage`
+   does. With two faces in a frame the one nearest ``Sample.extra["bbox"]`` is used;
+3. variants (:func:`trainer.augment.variant_grid`): EVM (:func:`realtime_mer.magnify.make_magnifier`)
+   at each ``alpha`` (0: none) over the kept frames (:func:`trainer.augment.keep_indices`);
+4. the apex: the labelled one (the nearest kept frame), or where there is none (or ``apex="strcn"``)
+   seed 001's rule ``argmax_t std(I_t - I_onset)`` on the aligned grey frames;
+5. the model input (:mod:`realtime_mer.flow`): ``rcn`` ``flow_strain_map`` (3, h, w); ``strcn-g``
+   ``strcn_g_input`` (2, h, w); ``strcn-a`` ``strcn_a_input`` (3, d2, T); ``regions``
+   ``region_sequences`` of the six regions (:func:`realtime_mer.face.regions.regions` on the onset
+   frame's points), resampled to T frames; ``dtscnn`` ``dtscnn_input`` at both lengths.
+
+Pre-computed flow images (``flowimages``) are only read (RGB = channels 0, 1, 2 = u, v, strain, as
+the RCN authors' PNGs) and resized.
+
+Cache layout: ``CACHE/<key>/<dataset>/<subject>/<sample>-<source hash>.npz`` where ``key`` hashes
+the :class:`PreprocessConfig` (and :data:`CACHE_VERSION`) and the source hash covers the sample's
+frames/video path and its onset, apex and offset. Each file holds one array per model input
+``(V, *shape)`` (V variants, the test variant first), ``variants`` ``(V, 2)`` (alpha, keep ratio)
+and ``apex`` ``(V,)``. A sample whose onset frame shows no face is cached as ``.fail.txt`` with the
+reason. A re-run skips every sample that has either file, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from realtime_mer.errors import UserError
+from realtime_mer.flow import STRCN_A_SIZE, FlowMethod
+from trainer.augment import keep_indices, variant_grid
+from trainer.datasets import Dataset, Sample
+
+CACHE_VERSION = 1
+InputKind = Literal["rcn", "strcn-g", "strcn-a", "regions", "dtscnn"]
+INPUT_OF_MODEL: dict[str, InputKind] = {"strcn-g": "strcn-g", "strcn-a": "strcn-a", "region-lstm": "regions", "dtscnn": "dtscnn"}
+"""Registry name (or family) -> input kind; every ``rcn*`` model takes ``rcn``."""
+
+
+class PreprocessError(UserError, ValueError):
+    """A sample or setting cannot be preprocessed; the message says which and what to do."""
+
+
+class SampleFailure(Exception):
+    """This sample has no usable face (a property of the data, cached so re-runs skip it)."""
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How clips become model inputs. ``shapes`` is filled from the model spec (:func:`config_for`).
+
+    Attributes:
+        input: input kind (see the module docstring).
+        shapes: input name -> shape without the batch axis, from the model's spec.
+        face_size: aligned crop ``(width, height)``, pixels (the pipeline's ``face.size``).
+        landmark_every: landmarks on every Nth frame after the onset, registration in between.
+        flow_method, flow_preset: optical flow (``realtime_mer.flow``).
+        apex: ``"auto"`` (labelled apex, else the STRCN rule), ``"label"`` or ``"strcn"``.
+        alphas: EVM factors of the training variants (0 = no magnification).
+        keep_ratios: frame keep ratios of the training variants.
+        test_alpha: EVM factor of the test variant (keep ratio 1).
+        seed: seed of the frame selection of keep ratios below 1.
+    """
+
+    input: InputKind = "rcn"
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    face_size: tuple[int, int] = (128, 128)
+    landmark_every: int = 1
+    flow_method: FlowMethod = "dis"
+    flow_preset: str | None = None
+    apex: Literal["auto", "label", "strcn"] = "auto"
+    alphas: tuple[float, ...] = (0.0,)
+    keep_ratios: tuple[float, ...] = (1.0,)
+    test_alpha: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.input not in ("rcn", "strcn-g", "strcn-a", "regions", "dtscnn"):
+            raise PreprocessError(f"unknown input kind {self.input!r}")
+        if self.landmark_every < 1:
+            raise PreprocessError(f"landmark_every must be >= 1, got {self.landmark_every}")
+        if self.apex not in ("auto", "label", "strcn"):
+            raise PreprocessError(f"apex must be 'auto', 'label' or 'strcn', got {self.apex!r}")
+        try:
+            variant_grid(self.alphas, self.keep_ratios, self.test_alpha)
+        except ValueError as e:
+            raise PreprocessError(str(e)) from None
+
+    @property
+    def variants(self) -> list[tuple[float, float]]:
+        return variant_grid(self.alphas, self.keep_ratios, self.test_alpha)
+
+    def key(self) -> str:
+        """16 hex digits identifying this config (the cache folder name)."""
+        doc = json.dumps({"version": CACHE_VERSION, **asdict(self)}, sort_keys=True, default=list)
+        return hashlib.sha256(doc.encode()).hexdigest()[:16]
+
+
+def input_kind(model: str, family: str) -> InputKind:
+    """The input kind a registered model eats."""
+    return INPUT_OF_MODEL.get(model) or INPUT_OF_MODEL.get(family) or "rcn"
+
+
+def config_for(spec: Any, model_config: dict[str, Any] | None = None, **options: Any) -> PreprocessConfig:
+    """The :class:`PreprocessConfig` of registered model ``spec`` (a ``ModelSpec``) built with
+    ``model_config``; ``options`` set the other fields. Inputs fed with zeros (the region model's
+    LSTM state ``h0``, ``c0``) are left out of ``shapes``."""
+    shapes = {t.name: tuple(t.shape) for t in spec.inputs(model_config) if t.name not in STATE_INPUTS}
+    return PreprocessConfig(input=input_kind(spec.name, spec.family), shapes=shapes, **options)
+
+
+STATE_INPUTS = ("h0", "c0")
+
+
+# ---------------------------------------------------------------- reading frames
+
+
+def read_frames(sample: Sample, first: int, last: int) -> list[np.ndarray]:
+    """BGR uint8 frames numbered ``first..last`` (inclusive) of ``sample``: its image files, else its video."""
+    import cv2
+
+    if sample.frames:
+        out = []
+        for n in sample.frame_numbers:
+            if first <= n <= last:
+                img = cv2.imread(str(sample.frame_path(n)), cv2.IMREAD_COLOR)
+                if img is None:
+                    raise PreprocessError(f"{sample.key}: cannot read image {sample.frame_path(n)}")
+                out.append(img)
+        return out
+    if sample.video is not None:
+        import av
+
+        if not Path(sample.video).is_file():
+            raise PreprocessError(f"{sample.key}: video {sample.video} does not exist")
+        out = []
+        with av.open(str(sample.video)) as container:
+            for i, frame in enumerate(container.decode(video=0)):
+                if i > last:
+                    break
+                if i >= first:
+                    out.append(frame.to_ndarray(format="bgr24"))
+        return out
+    raise PreprocessError(
+        f"{sample.key} has no frames or video: open the dataset root (not only its label sheet) to preprocess it"
+    )
+
+
+# ---------------------------------------------------------------- one sample
+
+
+class _Aligner:
+    """Landmarks + TrackAligner for one clip, as the face stage does it."""
+
+    def __init__(self, cfg: PreprocessConfig, hint: Sequence[float] | None):
+        from realtime_mer.face.landmarker import Landmarker
+
+        self.cfg = cfg
+        self.hint = hint
+        self.landmarker = Landmarker(num_faces=2 if hint is not None else 1)
+
+    def _pick(self, faces: list[np.ndarray]) -> np.ndarray | None:
+        if not faces:
+            return None
+        if self.hint is None or len(faces) == 1:
+            return max(faces, key=lambda f: float(np.ptp(f[:, 0])))
+        cx, cy = (self.hint[0] + self.hint[2]) / 2, (self.hint[1] + self.hint[3]) / 2
+        return min(faces, key=lambda f: float(np.hypot(f[:, 0].mean() - cx, f[:, 1].mean() - cy)))
+
+    def run(self, frames: list[np.ndarray], fps: float) -> tuple[np.ndarray, np.ndarray]:
+        """``(T, h, w, 3)`` uint8 crops registered to frame 0, and frame 0's ``(68, 2)`` points in the crop."""
+        from realtime_mer.face.align import TrackAligner, apply
+        from realtime_mer.face.mapping import to68
+
+        c = self.cfg
+        aligner = TrackAligner(c.face_size)
+        first = self._pick(self.landmarker.detect(frames[0], 0))
+        if first is None:
+            raise SampleFailure("no face found on the onset frame")
+        crops = np.empty((len(frames), c.face_size[1], c.face_size[0], 3), np.uint8)
+        crops[0], m0 = aligner.align(frames[0], first)
+        for i in range(1, len(frames)):
+            lm = None
+            if i % c.landmark_every == 0:
+                lm = self._pick(self.landmarker.detect(frames[i], round(1000 * i / fps)))
+            crops[i], _ = aligner.align(frames[i], lm)
+        return crops, apply(m0, to68(first))
+
+    def close(self) -> None:
+        self.landmarker.close()
+
+
+def strcn_apex(grey: np.ndarray) -> int:
+    """Seed 001's apex rule: ``argmax_t std(I_t - I_0)`` over ``grey`` ``(T, H, W)`` aligned frames (index)."""
+    g = grey.astype(np.float32)
+    if len(g) < 2:
+        return 0
+    return int(np.argmax((g - g[0]).reshape(len(g), -1).std(axis=1)))
+
+
+def _magnified(crops: np.ndarray, alpha: float, fps: float) -> np.ndarray:
+    """``crops`` ``(T, h, w, 3)`` uint8 magnified by EVM at ``alpha``: float32 in [0, 1]; ``alpha = 0``
+    returns ``crops`` themselves (uint8, as the live path hands them to the flow)."""
+    if alpha == 0:
+        return crops
+    from realtime_mer.magnify import MagnifyConfig, make_magnifier
+
+    mag = make_magnifier(MagnifyConfig(alpha=alpha), crops.shape[1:], fps)
+    return np.stack([mag.process(f).copy() for f in crops])
+
+
+def _model_input(cfg: PreprocessConfig, seq: np.ndarray, apex: int, points68: np.ndarray) -> dict[str, np.ndarray]:
+    """One variant's inputs from the kept (magnified) frames ``seq`` ``(T, h, w, 3)`` (uint8, or float32
+    in [0, 1]), the apex index into them and the onset crop's ``(68, 2)`` points."""
+    from realtime_mer import flow
+
+    onset_img, apex_img = seq[0], seq[apex]
+    (name, shape), *_ = cfg.shapes.items()
+    if cfg.input == "rcn":
+        m = flow.flow_strain_map(onset_img, apex_img, tuple(shape[1:]), cfg.flow_method, cfg.flow_preset)
+        return {name: np.ascontiguousarray(m.transpose(2, 0, 1))}
+    if cfg.input == "strcn-g":
+        return {name: flow.strcn_g_input(onset_img, apex_img, tuple(shape[1:]), cfg.flow_method, cfg.flow_preset)}
+    if cfg.input == "strcn-a":
+        p = shape[1] / (STRCN_A_SIZE[0] * STRCN_A_SIZE[1])
+        return {name: flow.strcn_a_input(seq, p=p, size=STRCN_A_SIZE, length=shape[2])}
+    if cfg.input == "dtscnn":
+        return {
+            n: flow.dtscnn_input(seq, length=s[1], size=tuple(s[2:]), method=cfg.flow_method, preset=cfg.flow_preset)
+            for n, s in cfg.shapes.items()
+        }
+    from realtime_mer.face.regions import regions
+
+    boxes = regions(points68, cfg.face_size)
+    sizes = [tuple(cfg.shapes[b[0]][2:]) for b in boxes]
+    seqs = flow.region_sequences(seq, boxes, sizes)
+    length = shape[0]
+    return {k: flow.temporal_interpolate(v, length) for k, v in seqs.items()}
+
+
+def _apex_index(cfg: PreprocessConfig, sample: Sample, grey: np.ndarray, numbers: np.ndarray) -> int:
+    """Index into the kept frames ``numbers`` of the apex (labelled, or by :func:`strcn_apex`)."""
+    labelled = sample.apex if cfg.apex != "strcn" else None
+    if labelled is None and cfg.apex == "label":
+        raise PreprocessError(f"{sample.key} has no apex label; use apex: auto to detect it (seed 001's rule)")
+    if labelled is None:
+        return strcn_apex(grey)
+    return int(np.argmin(np.abs(numbers - labelled)))
+
+
+def prepare_sample(sample: Sample, cfg: PreprocessConfig) -> dict[str, np.ndarray]:
+    """All variants of one sample: input name -> ``(V, *shape)`` float32, plus ``variants`` and ``apex``.
+
+    Raises :class:`SampleFailure` when the onset frame shows no face, PreprocessError for bad data.
+    """
+    if sample.flow is not None:
+        return _flow_image(sample, cfg)
+    if sample.onset is None:
+        raise PreprocessError(f"{sample.key} has no onset frame")
+    last = sample.offset if sample.offset is not None else sample.apex_or_middle()
+    frames = read_frames(sample, sample.onset, last)
+    if len(frames) < 2:
+        raise PreprocessError(f"{sample.key}: frames {sample.onset}..{last} give {len(frames)} image(s); need 2 or more")
+    numbers = np.array([n for n in (sample.frame_numbers or range(sample.onset, last + 1)) if sample.onset <= n <= last])
+    numbers = numbers[: len(frames)]  # a video may end before the labelled offset
+    fps = float(sample.fps or 30.0)
+    aligner = _Aligner(cfg, sample.extra.get("bbox"))
+    try:
+        crops, points68 = aligner.run(frames, fps)
+    finally:
+        aligner.close()
+    import cv2
+
+    grey = np.stack([cv2.cvtColor(c, cv2.COLOR_BGR2GRAY) for c in crops])
+    out: dict[str, list[np.ndarray]] = {}
+    apexes, rng = [], np.random.default_rng([cfg.seed, int(hashlib.sha1(sample.key.encode()).hexdigest()[:8], 16)])
+    magnified: dict[float, np.ndarray] = {}
+    for alpha, ratio in cfg.variants:
+        keep = keep_indices(len(crops), ratio, rng)
+        if alpha not in magnified:
+            magnified[alpha] = _magnified(crops, alpha, fps)
+        # EVM runs over the whole clip; the kept frames are picked from its output
+        a = _apex_index(cfg, sample, grey[keep], numbers[keep])
+        a = max(a, 1) if len(keep) > 1 else 0
+        apexes.append(int(numbers[keep][a]))
+        for k, v in _model_input(cfg, magnified[alpha][keep], a, points68).items():
+            out.setdefault(k, []).append(v.astype(np.float32, copy=False))
+    arrays = {k: np.stack(v) for k, v in out.items()}
+    arrays["variants"] = np.asarray(cfg.variants, np.float32)
+    arrays["apex"] = np.asarray(apexes, np.int64)
+    return arrays
+
+
+def _flow_image(sample: Sample, cfg: PreprocessConfig) -> dict[str, np.ndarray]:
+    import cv2
+
+    if cfg.input != "rcn":
+        raise PreprocessError(f"flow images feed the RCN models (a 3-channel map); {cfg.input} needs clips")
+    (name, shape), *_ = cfg.shapes.items()
+    img = cv2.imread(str(sample.flow), cv2.IMREAD_COLOR)
+    if img is None:
+        raise PreprocessError(f"{sample.key}: cannot read flow image {sample.flow}")
+    img = cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), (shape[2], shape[1]), interpolation=cv2.INTER_AREA)
+    x = (img.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
+    return {name: np.ascontiguousarray(x), "variants": np.asarray([(cfg.test_alpha, 1.0)], np.float32),
+            "apex": np.zeros(1, np.int64)}  # fmt: skip
+
+
+# ---------------------------------------------------------------- the cache
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/realtime-mer/preprocess`` (``~/.cache/...``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "realtime-mer" / "preprocess"
+
+
+def sample_file(root: Path, cfg: PreprocessConfig, sample: Sample) -> Path:
+    """Cache file of ``sample`` (``.npz``; ``.fail.txt`` next to it for a failed one)."""
+    source = sample.flow or sample.video or (sample.frames[0].parent if sample.frames else "")
+    h = hashlib.sha1(json.dumps([str(source), sample.onset, sample.apex, sample.offset]).encode()).hexdigest()[:10]
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in sample.sample_id)
+    return root / cfg.key() / sample.dataset / sample.subject / f"{safe}-{h}.npz"
+
+
+def _fail_file(path: Path) -> Path:
+    return path.with_suffix(".fail.txt")
+
+
+def _work(sample: Sample, cfg: PreprocessConfig, path: Path) -> str | None:
+    """Prepare and write one sample; returns the failure reason or None. Runs in a worker process."""
+    try:
+        arrays = prepare_sample(sample, cfg)
+    except SampleFailure as e:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _fail_file(path).write_text(str(e))
+        return str(e)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+    return None
+
+
+def _init_worker() -> None:
+    """One OpenCV thread a worker (the workers are the parallelism); MediaPipe's C++ logging to errors only."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@dataclass
+class Prepared:
+    """Preprocessed inputs of a dataset, every variant as one row.
+
+    Attributes:
+        samples: the samples that were prepared (failures left out), in dataset order.
+        inputs: input name -> ``(M, *shape)`` float32, M rows over all variants.
+        owner: ``(M,)`` index into ``samples`` of each row.
+        variants: ``(M, 2)`` (alpha, keep ratio) of each row.
+        test_rows: ``(len(samples),)`` row of each sample's test variant.
+        failed: ``key: reason`` of the samples left out.
+    """
+
+    samples: list[Sample]
+    inputs: dict[str, np.ndarray]
+    owner: np.ndarray
+    variants: np.ndarray
+    test_rows: np.ndarray
+    failed: list[str]
+
+    def rows_of(self, sample_indices: np.ndarray, all_variants: bool) -> np.ndarray:
+        """Rows of the given samples: every variant (training) or only the test variant."""
+        if not all_variants:
+            return self.test_rows[sample_indices]
+        return np.flatnonzero(np.isin(self.owner, sample_indices))
+
+
+def preprocess(
+    dataset: Dataset,
+    cfg: PreprocessConfig,
+    cache_dir: str | Path | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> Prepared:
+    """Prepare every sample of ``dataset`` (cached; ``workers`` processes) and load the results.
+
+    Args:
+        dataset: the samples.
+        cfg: the preprocessing config (:func:`config_for`).
+        cache_dir: root of the cache (default :func:`default_cache_dir`).
+        workers: worker processes; 1 works in this process.
+        progress: print a progress line to stderr.
+    """
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    (root / cfg.key()).mkdir(parents=True, exist_ok=True)
+    (root / cfg.key() / "config.json").write_text(json.dumps(asdict(cfg), indent=1, default=list))
+    paths = [sample_file(root, cfg, s) for s in dataset.samples]
+    todo = [i for i, p in enumerate(paths) if not p.is_file() and not _fail_file(p).is_file()]
+    bar = _Progress(len(todo), f"preprocess {dataset.name} ({len(paths) - len(todo)} cached)", progress)
+    if todo and (workers <= 1 or len(todo) == 1):
+        for i in todo:
+            bar.step(_work(dataset.samples[i], cfg, paths[i]) is not None)
+    elif todo:
+        ctx = mp.get_context("spawn")  # no fork of a process that may hold torch/MediaPipe threads
+        with cf.ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=_init_worker) as pool:
+            futures = [pool.submit(_work, dataset.samples[i], cfg, paths[i]) for i in todo]
+            for f in cf.as_completed(futures):
+                bar.step(f.result() is not None)
+    bar.done()
+    return _load(dataset, paths)
+
+
+def _load(dataset: Dataset, paths: list[Path]) -> Prepared:
+    samples, failed, chunks, owner, variants, test_rows = [], [], {}, [], [], []
+    row = 0
+    for s, p in zip(dataset.samples, paths):
+        if _fail_file(p).is_file():
+            failed.append(f"{s.key}: {_fail_file(p).read_text().strip()}")
+            continue
+        with np.load(p) as z:
+            arrays = {k: z[k] for k in z.files}
+        v = arrays.pop("variants")
+        arrays.pop("apex")
+        for k, a in arrays.items():
+            chunks.setdefault(k, []).append(a)
+        owner.append(np.full(len(v), len(samples)))
+        variants.append(v)
+        test_rows.append(row)
+        row += len(v)
+        samples.append(s)
+    if not samples:
+        raise PreprocessError(f"no sample of {dataset.source or dataset.name} could be prepared: {'; '.join(failed[:3])}")
+    return Prepared(
+        samples=samples,
+        inputs={k: np.concatenate(v) for k, v in chunks.items()},
+        owner=np.concatenate(owner),
+        variants=np.concatenate(variants),
+        test_rows=np.asarray(test_rows),
+        failed=failed,
+    )
+
+
+class _Progress:
+    """A one-line progress report on stderr: done/total, failures, rate, time left."""
+
+    def __init__(self, total: int, what: str, enabled: bool):
+        self.total, self.what, self.enabled = total, what, enabled and total > 0
+        self.done_n, self.failed, self.start, self._last = 0, 0, time.monotonic(), 0.0
+
+    def step(self, failed: bool) -> None:
+        self.done_n += 1
+        self.failed += failed
+        now = time.monotonic()
+        if self.enabled and (now - self._last > 0.5 or self.done_n == self.total):
+            self._last = now
+            rate = self.done_n / max(now - self.start, 1e-9)
+            left = (self.total - self.done_n) / rate if rate else 0.0
+            sys.stderr.write(
+                f"\r{self.what}: {self.done_n}/{self.total} ({self.failed} without face) {rate:.1f}/s, {left:.0f} s left  "
+            )
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            sys.stderr.write(f"\n{self.what}: {self.done_n} prepared in {time.monotonic() - self.start:.1f} s\n")
+            sys.stderr.flush()

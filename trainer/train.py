@@ -1,0 +1,318 @@
+"""Training of one model on one fold, the protocol over all folds (in parallel processes), prediction.
+
+Every fold trains a fresh model, seeded with ``(seed, fold number)``, for a fixed number of epochs;
+with a validation split (:func:`trainer.protocol.with_validation`, training subjects only) the
+weights of the epoch with the best validation UF1 are kept instead of the last ones. The test fold
+is only predicted, once, at the end.
+
+Inputs are the rows of :class:`trainer.preprocess.Prepared`: training uses every variant of the
+training samples (STRCN's augmentation), validation and test only each sample's test variant.
+Models with several ``logits*`` outputs (DTSCNN's fused and per-stream logits) are trained on the
+sum of their losses; the region CNN-LSTM adds its per-region "not me" focal loss (seed 002) when the
+classes are the MEGC ones.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import copy
+import multiprocessing as mp
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from realtime_mer.models import build_model, get_spec
+from trainer.augment import balanced_indices, flip_input, nine_crop_sequence
+from trainer.losses import RegionFocalLoss, make_loss, responsible_indices
+from trainer.metrics import uf1
+from trainer.preprocess import STATE_INPUTS, Prepared
+from trainer.protocol import Fold
+
+FLIP_SCALE = {"rcn": "minmax", "strcn-g": "raw", "dtscnn": "raw"}
+"""Input kinds a mirror flip applies to, and how their ``u`` channel is scaled."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation of one fold.
+
+    Attributes:
+        epochs: passes over the (augmented) training rows; fixed, never chosen on the test fold.
+        lr: learning rate.
+        batch: mini-batch size.
+        optimizer: ``"sgd"`` (with ``momentum``; the RCN code) or ``"adam"``.
+        momentum: SGD momentum.
+        weight_decay: L2 penalty.
+        loss: ``crossentropy``, ``balanced``, ``batchfocal`` or ``focal`` (:mod:`trainer.losses`).
+        gamma: focusing parameter of the focal losses.
+        flip: mirror half of the training inputs at random (flow inputs only).
+        balance: ``"nine-crop"``: DTSCNN's balanced resampling of ``per_class`` clips a class per
+            epoch with nine-crop jitter (sequence inputs only); ``"none"``.
+        per_class: clips a class for ``balance="nine-crop"``.
+        val_fraction: share of the training subjects held out to pick the epoch (0: last epoch).
+        threads: torch threads of a fold (1: these small models train fastest on one thread a
+            fold, and more threads than free cores makes torch's OpenMP spin: 80x slower measured
+            on the shared 2-core machine; parallelise with ``--jobs`` instead).
+    """
+
+    epochs: int = 20
+    lr: float = 1e-3
+    batch: int = 32
+    optimizer: Literal["sgd", "adam"] = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    loss: str = "crossentropy"
+    gamma: float = 2.0
+    flip: bool = True
+    balance: Literal["none", "nine-crop"] = "none"
+    per_class: int = 500
+    val_fraction: float = 0.0
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch < 1 or self.lr <= 0:
+            raise ValueError(f"epochs and batch must be >= 1 and lr > 0, got {self.epochs}, {self.batch}, {self.lr}")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+
+
+@dataclass
+class FoldData:
+    """The arrays one fold needs (a picklable slice of :class:`Prepared`).
+
+    ``inputs`` name -> rows; ``labels`` per row; ``train``/``val``/``test`` row indices into them.
+    """
+
+    inputs: dict[str, np.ndarray]
+    labels: np.ndarray
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+@dataclass
+class FoldResult:
+    """What a fold returns: test probabilities ``(n_test, K)`` and the training history."""
+
+    name: str
+    probs: np.ndarray
+    epoch_seconds: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_uf1: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    state_dict: dict[str, torch.Tensor] | None = None
+
+
+def fold_data(prepared: Prepared, fold: Fold) -> FoldData:
+    """Slice ``prepared`` to the rows of ``fold``: all variants for training, test variants otherwise."""
+    parts = (prepared.rows_of(fold.train, True), prepared.rows_of(fold.val, False), prepared.rows_of(fold.test, False))
+    rows = np.concatenate(parts)
+    labels = np.array([s.label for s in prepared.samples])[prepared.owner[rows]]
+    starts = np.cumsum([0, *map(len, parts)])
+    idx = [np.arange(starts[i], starts[i + 1]) for i in range(3)]
+    return FoldData({k: v[rows] for k, v in prepared.inputs.items()}, labels, *idx)
+
+
+# ---------------------------------------------------------------- the model as the trainer sees it
+
+
+def input_names(model_name: str, model_config: dict[str, Any]) -> list[str]:
+    return [t.name for t in get_spec(model_name).inputs(model_config)]
+
+
+def forward(
+    model: nn.Module, names: Sequence[str], batch: dict[str, torch.Tensor], state_shapes: dict[str, tuple[int, ...]]
+) -> tuple[torch.Tensor, ...]:
+    """The model's outputs (a tuple) for a batch; state inputs (``h0``, ``c0``) start at zeros."""
+    n = next(iter(batch.values())).shape[0]
+    args = [batch[k] if k in batch else torch.zeros((n, *state_shapes[k])) for k in names]
+    out = model(*args)
+    return out if isinstance(out, tuple) else (out,)
+
+
+def _state_shapes(model_name: str, model_config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    return {t.name: tuple(t.shape) for t in get_spec(model_name).inputs(model_config) if t.name in STATE_INPUTS}
+
+
+def predict(
+    model: nn.Module, model_name: str, model_config: dict[str, Any], inputs: dict[str, np.ndarray], batch: int = 128
+) -> np.ndarray:
+    """Class probabilities ``(N, K)`` float32 of ``inputs`` (name -> ``(N, ...)``) with ``model`` in eval mode."""
+    names = input_names(model_name, model_config)
+    states = _state_shapes(model_name, model_config)
+    n = len(next(iter(inputs.values())))
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, n, batch):
+            b = {k: torch.from_numpy(np.ascontiguousarray(v[i : i + batch])) for k, v in inputs.items()}
+            out.append(torch.softmax(forward(model, names, b, states)[0], dim=1).numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+# ---------------------------------------------------------------- one fold
+
+
+def _augment(
+    x: dict[str, np.ndarray], kind: str, cfg: TrainConfig, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Random mirror flips (and nine-crop jitter) of one batch; returns new arrays where changed."""
+    if cfg.balance == "nine-crop":
+        x = {k: np.stack([nine_crop_sequence(s, rng) for s in v]) if v.ndim == 5 else v for k, v in x.items()}
+    if cfg.flip and kind in FLIP_SCALE:
+        n = len(next(iter(x.values())))
+        flip = rng.random(n) < 0.5
+        if flip.any():
+            x = {k: v.copy() for k, v in x.items()}
+            for v in x.values():
+                for i in np.flatnonzero(flip):
+                    v[i] = flip_input(v[i], FLIP_SCALE[kind])
+    return x
+
+
+def train_fold(
+    name: str,
+    data: FoldData,
+    model_name: str,
+    model_config: dict[str, Any],
+    classes: Sequence[str],
+    input_kind: str,
+    cfg: TrainConfig,
+    seed: int,
+    keep_state: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> FoldResult:
+    """Train a fresh ``model_name`` on ``data.train`` and predict ``data.test``.
+
+    Args:
+        name: fold name (for the log).
+        data: the fold's rows.
+        model_name, model_config: registry name and config overrides.
+        classes: class names (``len`` = K).
+        input_kind: :data:`trainer.preprocess.InputKind` of the rows (decides the flip).
+        cfg: optimisation settings.
+        seed: seeds torch and NumPy for this fold.
+        keep_state: return the trained weights in the result.
+        log: called with one line per epoch.
+    """
+    if cfg.balance == "nine-crop" and input_kind != "dtscnn":
+        raise ValueError(f"balance: nine-crop is DTSCNN's resampling of flow sequences, not for {input_kind} inputs")
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = build_model(model_name, model_config)
+    names = input_names(model_name, model_config)
+    states = _state_shapes(model_name, model_config)
+    k = len(classes)
+    y_train = data.labels[data.train]
+    criterion = make_loss(cfg.loss, np.bincount(y_train, minlength=k).tolist(), cfg.gamma)
+    region_loss = None
+    if hasattr(model, "region_logits") and set(classes) == {"negative", "positive", "surprise"}:
+        region_loss = RegionFocalLoss(responsible_indices(list(classes)), k, cfg.gamma)
+    params = model.parameters()
+    if cfg.optimizer == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(params, cfg.lr, cfg.momentum, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.Adam(params, cfg.lr, weight_decay=cfg.weight_decay)
+    result = FoldResult(name, np.zeros((0, k), np.float32))
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+    for epoch in range(cfg.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        order = balanced_indices(y_train, cfg.per_class, rng) if cfg.balance == "nine-crop" else rng.permutation(len(y_train))
+        losses = []
+        for i in range(0, len(order), cfg.batch):
+            rows = data.train[order[i : i + cfg.batch]]
+            if len(rows) < 2:  # batch norm cannot train on one sample
+                continue
+            x = _augment({kk: v[rows] for kk, v in data.inputs.items()}, input_kind, cfg, rng)
+            batch = {kk: torch.from_numpy(np.ascontiguousarray(v)) for kk, v in x.items()}
+            target = torch.from_numpy(data.labels[rows])
+            outputs = forward(model, names, batch, states)
+            loss = sum(criterion(o, target) for o in outputs if o.ndim == 2 and o.shape[1] == k)
+            if region_loss is not None:
+                loss = loss + region_loss(model.region_logits(*[batch[n] for n in names if n in batch]), target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+        result.epoch_seconds.append(time.perf_counter() - t0)
+        result.train_loss.append(float(np.mean(losses)) if losses else float("nan"))
+        line = f"{name}: epoch {epoch + 1}/{cfg.epochs} loss {result.train_loss[-1]:.4f} ({result.epoch_seconds[-1]:.2f} s)"
+        if len(data.val):
+            probs = predict(model, model_name, model_config, {kk: v[data.val] for kk, v in data.inputs.items()})
+            score = uf1(data.labels[data.val], probs.argmax(1), k)
+            result.val_uf1.append(score)
+            line += f" val UF1 {score:.4f}"
+            if best is None or score > best[0]:
+                best = (score, epoch, copy.deepcopy(model.state_dict()))
+        if log:
+            log(line)
+    result.best_epoch = cfg.epochs - 1
+    if best is not None:
+        result.best_epoch = best[1]
+        model.load_state_dict(best[2])
+    if len(data.test):
+        result.probs = predict(model, model_name, model_config, {kk: v[data.test] for kk, v in data.inputs.items()})
+    if keep_state:
+        result.state_dict = {kk: v.detach().clone() for kk, v in model.state_dict().items()}
+    return result
+
+
+# ---------------------------------------------------------------- all folds
+
+
+def _fold_job(args: tuple) -> FoldResult:
+    verbose, *rest = args
+    log = (lambda s: print(s, file=sys.stderr, flush=True)) if verbose else None
+    return train_fold(*rest, log=log)
+
+
+def run_folds(
+    prepared: Prepared,
+    folds: Sequence[Fold],
+    model_name: str,
+    model_config: dict[str, Any],
+    classes: Sequence[str],
+    input_kind: str,
+    cfg: TrainConfig,
+    seed: int,
+    jobs: int = 1,
+    verbose: bool = False,
+) -> list[FoldResult]:
+    """Train and test every fold, ``jobs`` folds at a time in separate processes; results in fold order."""
+    args = [
+        (verbose, f.name, fold_data(prepared, f), model_name, model_config, classes, input_kind, cfg, seed * 1000 + i)
+        for i, f in enumerate(folds)
+    ]  # fmt: skip
+    done = 0
+    if jobs <= 1:
+        out = []
+        for a in args:
+            out.append(_fold_job(a))
+            done += 1
+            _progress(done, len(args))
+        return out
+    results: dict[int, FoldResult] = {}
+    with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(_fold_job, a): i for i, a in enumerate(args)}
+        for f in cf.as_completed(futures):
+            results[futures[f]] = f.result()
+            done += 1
+            _progress(done, len(args))
+    return [results[i] for i in range(len(args))]
+
+
+def _progress(done: int, total: int) -> None:
+    sys.stderr.write(f"\rfolds: {done}/{total} done" + ("\n" if done == total else ""))
+    sys.stderr.flush()
