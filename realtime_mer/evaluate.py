@@ -138,8 +138,13 @@ def demo_report(planted, events) -> str:
     pred = [(round(e.interval.t_onset * ms), round(e.interval.t_apex * ms), round(e.interval.t_offset * ms),
              e.interval.kind) for e in events]
     m = match_intervals(pred, truth, by_kind=True)
+    kept = [e for e in planted if e.kind in KINDS]
     micro = sum(1 for t in truth if t[3] == "micro")
-    hit = sum(1 for _, j, _ in m.pairs if truth[j][3] == "micro")
-    return (f"demo: spotted {hit} of {micro} planted micro-expressions (IoU >= 0.5); "
+    hits = [(events[i], kept[j]) for i, j, _ in m.pairs if truth[j][3] == "micro"]
+    labelled = [(e.label, p.label) for e, p in hits if e.label is not None and p.label in e.probs]
+    line = (f"demo: spotted {len(hits)} of {micro} planted micro-expressions (IoU >= 0.5); "
             f"{len(pred)} intervals reported, {m.score.tp} matched a planted event of their kind, "
             f"{m.score.fp} did not; {sum(1 for e in planted if e.kind == 'blink')} blinks planted")
+    if labelled:
+        line += f"; {sum(a == b for a, b in labelled)} of {len(labelled)} recognized as the planted class"
+    return line

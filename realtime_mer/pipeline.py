@@ -358,8 +358,8 @@ def run_pipeline(specs: Sequence[SourceSpec], config: PipelineConfig, *, events:
                  extra_sinks: Sequence[Sink] = ()) -> RunSummary:
     """Run every source until it ends, ``max_seconds`` pass or Ctrl-C; flush every event; return a summary.
 
-    Sources are opened first (a bad path or an unreachable URL fails before anything else loads),
-    then the recognizer, then the stream workers and the event stage start.
+    The recognizer loads first, then the sources open (a bad path or an unreachable URL fails here),
+    then the event stage and the stream workers start.
     """
     if display:
         from .display import check_display
@@ -374,9 +374,11 @@ def run_pipeline(specs: Sequence[SourceSpec], config: PipelineConfig, *, events:
     stage: EventStage | None = None
     start = time.monotonic()
     try:
+        # the recognizer loads first (seconds, on a first run it exports ONNX): a live source started
+        # before it would drop those seconds of frames
+        recognizer = Recognizer(config.recognize) if config.recognize.model else None
         for c in captures:
             c.start()
-        recognizer = Recognizer(config.recognize) if config.recognize.model else None
         stage = EventStage(pending, sinks, recognizer)
         stage.start()
         workers = [StreamWorker(c, config, pending, display_q) for c in captures]
