@@ -27,6 +27,8 @@ def test_video_run_writes_valid_json_lines(shared_data, face_model, tmp_path):
         assert ev["stream"].endswith("smile_d19.mp4")
         assert ev["onset"] <= ev["apex"] <= ev["offset"]
         assert ev["kind"] in ("micro", "macro")
+        assert ev["model"] == "rcn-a" and ev["label"] in ev["probs"]  # the shipped weights classify it
+        assert abs(sum(ev["probs"].values()) - 1) < 1e-3
     assert "250 frames (250 with a face)" in r.stderr
 
 
