@@ -227,9 +227,6 @@ def _setup_logging(level: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``realtime-mer`` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    # MediaPipe's C++ core logs INFO/WARNING lines to stderr before any Python logging exists.
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     command = SUBCOMMANDS.get(argv[0]) if argv else None
     try:
         return command(argv[1:]) if command else _cmd_run(argv)

@@ -10,7 +10,6 @@ blinks are not expression events, so an interval spotted on a blink is a false p
 from __future__ import annotations
 
 import logging
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -101,7 +100,6 @@ def evaluate_clip(truth, config: PipelineConfig) -> SpotReport:
 
 
 def _evaluate_one(args: tuple) -> SpotReport:
-    os.environ.setdefault("GLOG_minloglevel", "2")
     truth, config = args
     return evaluate_clip(truth, config)
 

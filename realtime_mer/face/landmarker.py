@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from realtime_mer.face.model import resolve_model_path
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Hide what MediaPipe's C++ graph writes to file descriptor 2 while it is built (INFO/WARNING
+    lines that Python logging cannot filter); shown with the log level at DEBUG."""
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 N_LANDMARKS = 478
 
@@ -41,7 +66,8 @@ class Landmarker:
             min_face_presence_confidence=min_confidence,
             min_tracking_confidence=min_confidence,
         )
-        self._task = FaceLandmarker.create_from_options(options)
+        with _quiet_native_stderr():
+            self._task = FaceLandmarker.create_from_options(options)
         self._last_ms: int | None = None
         self._rgb: np.ndarray | None = None
 
