@@ -7,6 +7,8 @@ TensorRT, torch and Numba must share one CUDA context per GPU, the primary one. 
 - :class:`CudaPythonMemory`: NVIDIA's cuda-python driver bindings (``cuda.bindings.driver``, or the
   older ``cuda.cuda``): ``cuDevicePrimaryCtxRetain`` once, then ``cuCtxPushCurrent``/``PopCurrent``
   around each use, so any thread may call the engine.
+- :class:`PyCudaMemory`: pycuda, the same pattern through ``Device.retain_primary_context()`` and the
+  context's ``push``/``pop``; used when neither of the above is installed.
 
 Both expose the same small interface: typed device allocations by pointer, pinned (where possible)
 host staging arrays, async copies on the provider's stream, and :meth:`CudaMemory.activate`.
@@ -44,13 +46,24 @@ def cuda_driver() -> ModuleType | None:
     return None
 
 
+def pycuda_driver() -> ModuleType | None:
+    """``pycuda.driver`` (initialised), or None when pycuda is not installed or finds no driver."""
+    try:
+        drv = importlib.import_module("pycuda.driver")
+        drv.init()
+    except Exception:  # ImportError, or pycuda's LogicError/RuntimeError without a driver
+        return None
+    return drv
+
+
 def cuda_available() -> bool:
-    """Whether a CUDA GPU is usable through torch or cuda-python."""
+    """Whether a CUDA GPU is usable through torch, cuda-python or pycuda."""
     if torch_cuda_available():
         return True
     drv = cuda_driver()
     if drv is None:
-        return False
+        pc = pycuda_driver()
+        return pc is not None and pc.Device.count() > 0
     try:
         return _check(drv, drv.cuInit(0)) is None and _check(drv, drv.cuDeviceGetCount())[0] > 0
     except EngineError:
@@ -66,7 +79,13 @@ def gpu_info(index: int = 0) -> tuple[str, str]:
         return torch.cuda.get_device_name(index), f"{major}.{minor}"
     drv = cuda_driver()
     if drv is None:
-        raise BackendUnavailableError("cannot query the GPU: torch has no CUDA here and cuda-python is not installed")
+        pc = pycuda_driver()
+        if pc is None:
+            raise BackendUnavailableError(
+                "cannot query the GPU: torch has no CUDA here and neither cuda-python nor pycuda is installed"
+            )
+        dev = pc.Device(index)
+        return dev.name(), "{}.{}".format(*dev.compute_capability())
     _check(drv, drv.cuInit(0))
     (dev,) = _check(drv, drv.cuDeviceGet(index))
     (name,) = _check(drv, drv.cuDeviceGetName(256, dev))
@@ -85,13 +104,15 @@ def gpu_label(index: int = 0) -> str:
 
 
 def make_memory(index: int = 0) -> CudaMemory:
-    """The preferred memory provider for GPU ``index``: torch if it has CUDA, else cuda-python."""
+    """The preferred memory provider for GPU ``index``: torch if it has CUDA, else cuda-python, else pycuda."""
     if torch_cuda_available():
         return TorchMemory(index)
     if cuda_driver() is not None:
         return CudaPythonMemory(index)
+    if pycuda_driver() is not None:
+        return PyCudaMemory(index)
     raise BackendUnavailableError(
-        "no CUDA memory provider: torch has no CUDA here and cuda-python is not installed "
+        "no CUDA memory provider: torch has no CUDA here and neither cuda-python nor pycuda is installed "
         "(pip install cuda-python, or a CUDA build of torch)"
     )
 
@@ -229,6 +250,61 @@ class CudaPythonMemory(CudaMemory):
             _check(self._drv, self._drv.cuStreamDestroy(self._stream))
         self._allocs.clear()
         _check(self._drv, self._drv.cuDevicePrimaryCtxRelease(self._dev))
+        self._ctx = None
+
+
+class PyCudaMemory(CudaMemory):
+    """pycuda allocations in the retained primary context, pushed around each use."""
+
+    def __init__(self, index: int = 0) -> None:
+        drv = pycuda_driver()
+        if drv is None:
+            raise BackendUnavailableError("pycuda is not installed or finds no CUDA driver: pip install pycuda")
+        self._drv = drv
+        self._ctx = drv.Device(index).retain_primary_context()
+        with self.activate():
+            self._stream = drv.Stream()
+        self.stream = int(self._stream.handle)
+        self._allocs: dict[int, object] = {}
+
+    @contextlib.contextmanager
+    def activate(self) -> Iterator[None]:
+        self._ctx.push()
+        try:
+            yield
+        finally:
+            self._drv.Context.pop()
+
+    def device_array(self, nbytes: int) -> int:
+        with self.activate():
+            alloc = self._drv.mem_alloc(max(nbytes, 1))
+        self._allocs[int(alloc)] = alloc
+        return int(alloc)
+
+    def host_array(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        with self.activate():
+            return self._drv.pagelocked_empty(shape, dtype)
+
+    def htod(self, dst: int, src: np.ndarray) -> None:
+        with self.activate():
+            self._drv.memcpy_htod_async(dst, src, self._stream)
+
+    def dtoh(self, dst: np.ndarray, src: int) -> None:
+        with self.activate():
+            self._drv.memcpy_dtoh_async(dst, src, self._stream)
+
+    def synchronize(self) -> None:
+        with self.activate():
+            self._stream.synchronize()
+
+    def close(self) -> None:
+        if self._ctx is None:
+            return
+        with self.activate():
+            for alloc in self._allocs.values():
+                alloc.free()
+        self._allocs.clear()
+        self._ctx.detach()
         self._ctx = None
 
 
