@@ -6,24 +6,34 @@ amplifies the sensor and compression noise as much as the movement):
 1. **Grey.** The crop, ``(H, W)`` or ``(H, W, C)`` BGR, uint8 or float, becomes grey float32,
    scaled to the reference's mean brightness over the mask (``normalize_gain``: global exposure
    changes and flicker cancel). Every level below is in units of the statistic's own noise, so
-   the image scale does not matter.
+   the image scale does not matter. The statistic watches the running mean of the last
+   ``smooth_s`` of frames (2 frames at 30 fps, 10 at 200 fps): it averages the sensor and
+   registration noise of single frames, while an expression lasts many frames; the intervals
+   are shifted back by the mean's lag, ``(n - 1) / 2`` frames.
 2. **Reference.** ``ref`` is an exponential moving average of the face (time constant
    ``ref_tau_s``; a plain running mean over the first frames), so slow drift does not accumulate.
    While a movement is in progress the reference is *frozen*: it stays the pre-onset face (the
    STRCN apex rule's ``I_onset``). A micro-expression rises and *returns* to that face.
 3. **Block statistic.** ``D = I_t - ref`` over the face mask (an ellipse inside the crop, or the
-   caller's mask), cut into ``blocks`` (rows, cols); per block ``b`` the standard deviation
+   caller's mask), cut into ``blocks`` (rows, cols) that overlap by half (``block_step`` 2: a
+   grid of cells of half the block size, each block ``2 x 2`` cells, stride one cell, so a
+   movement on a block border still fills one block); per block ``b`` the standard deviation
    ``s_b`` of ``D`` over its masked pixels. A local 1-2 px movement fills a few blocks, where it
    stands far above the noise, while a global std dilutes it over the whole face.
 4. **Per-block noise.** Each block has its own noise level: residual misalignment makes ``s_b``
    grow with the block's texture (on the synthetic set ``mean s_b ~ 0.06-0.15 px x gradient +
    sensor noise``, correlation ~0.9), so a textured block (eyes, glasses, mouth) would drown a
    brow or cheek movement in a global threshold. A running level ``m_b`` per block
-   (exponential average, time constant ``floor_tau_s``, of frames without a movement, each value
+   (exponential average, time constant ``floor_tau_s``, of every frame after the warm-up, each value
    clipped to ``m_b (1 +- 3 rel)``) and one relative spread ``rel`` (the same average of the
    median over blocks of ``|s_b / m_b - 1|`` x 1.4826, at least ``min_rel_spread``) give
    ``z_b = (s_b / m_b - 1) / rel`` and the statistic ``sigma(t)`` = mean of the ``top_k``
    largest ``z_b``, in noise units. The first ``warmup_s`` seconds only learn reference and levels.
+   The levels keep being learned during a movement, against a second reference that keeps
+   following the face (the reference itself is frozen, step 2): the few warm-up frames, and a
+   face that slowly changes, would otherwise leave the levels too low and hold the spotter in
+   one endless movement from the end of the warm-up on (seen on the synthetic set: its
+   statistic climbed from 4 to 9 over the first second while the levels stood still).
 5. **Events.** A movement starts at the first frame with ``sigma >= low``. It ends once
    ``sigma`` has stayed below ``max(low, end_frac * peak)`` for ``end_hold_s`` (short dips are
    bridged; the relative level also ends a face that does not quite return, e.g. after video
@@ -38,18 +48,21 @@ amplifies the sensor and compression noise as much as the movement):
    strong ones. Its duration ``(offset - onset) / fps`` (the ground truth's convention) up to
    ``micro_max_s`` is ``"micro"``, longer ``"macro"`` (reported when ``report_macro``). A movement
    still in progress after ``macro_max_s`` is a lasting change (head pose, lighting, an expression
-   held on): it is dropped and the spotter learns the face anew (warm-up).
+   held on): it is dropped and the spotter learns the face anew (warm-up). At the end of the
+   stream a movement is reported only if it has already fallen below half its peak.
 7. **Blinks** last as long as micro-expressions. Given the eye fissures (``eyes`` mask, e.g.
    :func:`eye_mask` of the track's first landmarks), a movement of micro length during which the
    fissures change by at least ``blink_level`` of their own contrast (rms of ``D`` over the
    fissures / std of the reference there: 0.9-2.0 for the synthetic blinks, at most 0.6 for
-   micro-expressions with lid movements such as AU7) is a blink and is not reported.
+   micro-expressions with lid movements such as AU7) is a blink and is not reported; so is such
+   a movement up to ``blink_max_s`` (a blink the half-peak placement stretched past micro length).
 
 Why not a lagged reference ``I_t - I_{t-k}``: it shows every movement twice, the second time when
 the reference frame passes through it.
 
 Costs O(pixels) per frame with pre-allocated buffers (no per-frame array allocation once built).
-An interval is reported ``end_hold_s`` after the frame where ``sigma`` fell below its end level.
+An interval is reported ``end_hold_s`` after the frame where ``sigma`` fell below its end level
+(plus the running mean's lag).
 
 Metric (MEGC 2019-2022, REFERENCE.md section 6): :func:`interval_iou` on inclusive frame
 intervals exactly as the official ``calc_iou``; :func:`match_intervals` matches each ground truth
@@ -84,14 +97,21 @@ class SpotConfig:
             quite return, or a long tail, still ends it).
         end_hold_s: how long ``sigma`` must stay below the end level to end a movement (bridges dips).
         ref_tau_s: time constant of the reference face's moving average.
+        smooth_s: length of the running mean over frames taken before the statistic (averages the
+            sensor and registration noise; at least 1 frame).
         normalize_gain: scale each frame to the reference's masked mean brightness first.
         floor_tau_s: time constant of the per-block noise levels and of the relative spread.
         min_rel_spread: smallest relative spread ``rel`` of the block stds.
         warmup_s: time spent learning reference and noise levels before spotting.
-        blocks: (rows, cols) of the block grid over the crop.
+        blocks: (rows, cols) of the block grid over the crop (the block size is the crop / blocks).
+        block_step: cells per block side; blocks step by one cell, so 2 gives half-overlapping
+            blocks, ``(rows * 2 - 1, cols * 2 - 1)`` of them; 1 gives the plain grid.
         top_k: number of largest block scores averaged into ``sigma``.
         blink_level: a movement of micro length whose eye fissures change by this fraction of
             their contrast is a blink (needs an ``eyes`` mask); 0 turns the rule off.
+        blink_max_s: longest movement the blink rule applies to (the half-peak placement can
+            stretch a blink beyond ``micro_max_s``; longer movements with the eyes closing, such
+            as a smile with a squint, are kept).
         mask: ``"ellipse"`` (a face ellipse inside the crop) or ``"full"`` (the whole crop); a mask
             given to :class:`Spotter` overrides it.
         mask_axes: ellipse width and height as fractions of the crop's width and height.
@@ -103,18 +123,21 @@ class SpotConfig:
     micro_max_s: float = 0.5
     macro_max_s: float = 4.0
     report_macro: bool = True
-    threshold: float = 5.0
+    threshold: float = 5.5
     low: float = 4.0
     end_frac: float = 0.4
     end_hold_s: float = 0.03
     ref_tau_s: float = 0.5
+    smooth_s: float = 0.05
     normalize_gain: bool = True
     floor_tau_s: float = 3.0
     min_rel_spread: float = 0.05
     warmup_s: float = 0.33
     blocks: tuple[int, int] = (8, 8)
-    top_k: int = 3
+    top_k: int = 6
+    block_step: int = 2
     blink_level: float = 0.75
+    blink_max_s: float = 1.0
     mask: Literal["ellipse", "full"] = "ellipse"
     mask_axes: tuple[float, float] = (1.0, 1.0)
     min_block_cover: float = 0.5
@@ -129,14 +152,20 @@ class SpotConfig:
                              f"threshold={self.threshold}")
         if not 0 <= self.end_frac < 1:
             raise ValueError(f"end_frac must be in [0, 1), got {self.end_frac}")
+        if self.smooth_s < 0:
+            raise ValueError(f"smooth_s must be >= 0 (0 = one frame), got {self.smooth_s}")
         for name in ("end_hold_s", "ref_tau_s", "floor_tau_s", "warmup_s", "min_rel_spread"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.blink_max_s <= 0:
+            raise ValueError(f"blink_max_s must be positive, got {self.blink_max_s}")
         if self.blink_level < 0:
             raise ValueError(f"blink_level must be >= 0 (0 = off), got {self.blink_level}")
         rows, cols = self.blocks
         if rows < 1 or cols < 1:
             raise ValueError(f"blocks must be at least (1, 1), got {self.blocks}")
+        if self.block_step < 1:
+            raise ValueError(f"block_step must be at least 1, got {self.block_step}")
         if not 1 <= self.top_k <= rows * cols:
             raise ValueError(f"top_k must be in 1..{rows * cols} for blocks {self.blocks}, got {self.top_k}")
         if not all(0 < a <= 1 for a in self.mask_axes):
@@ -212,14 +241,19 @@ class Spotter:
             raise ValueError(f"mask shape {mask.shape} does not match the crop {(h, w)}")
         self._mask = mask.astype(bool).astype(np.float32)
         self._mask_flat = self._mask.reshape(-1)
-        cover = cv2.resize(self._mask, (cols, rows), interpolation=cv2.INTER_AREA)
+        k = cfg.block_step
+        self._cells = (cols * k, rows * k)  # cv2 (width, height) of the cell grid
+        self._c1 = np.zeros((rows * k, cols * k), np.float32)
+        self._c2 = np.zeros_like(self._c1)
+        cover = self._window_sum(cv2.resize(self._mask, self._cells, interpolation=cv2.INTER_AREA),
+                                 np.zeros((rows * k - k + 1, cols * k - k + 1), np.float32)) / (k * k)
         valid = cover >= cfg.min_block_cover
         if valid.sum() < cfg.top_k:
             raise ValueError(f"only {int(valid.sum())} blocks of {cfg.blocks} are at least "
                              f"{cfg.min_block_cover:.0%} inside the mask; need top_k={cfg.top_k}: "
                              "use a larger mask or fewer blocks")
         self._valid = valid.reshape(-1)
-        self._inv_cover = np.where(valid, 1.0 / np.maximum(cover, 1e-6), 0.0).astype(np.float32)
+        self._inv_cover = np.where(valid, 1.0 / np.maximum(cover * k * k, 1e-6), 0.0).astype(np.float32)
         self._eyes: np.ndarray | None = None
         if eyes is not None:
             eyes = np.asarray(eyes, bool)
@@ -233,10 +267,13 @@ class Spotter:
         self._grey_u8 = np.zeros((h, w), np.uint8)
         self._colour = np.zeros((h, w, 3), np.float32)
         self._ref = np.zeros((h, w), np.float32)
+        self._follow = np.zeros((h, w), np.float32)  # keeps following the face during a movement
+        self._box = np.zeros((0, h, w), np.float32)  # last frames for the running mean (set_fps sizes it)
+        self._box_sum = np.zeros((h, w), np.float32)
         self._diff = np.zeros((h, w), np.float32)
         self._sq = np.zeros((h, w), np.float32)
-        self._m1 = np.zeros((rows, cols), np.float32)
-        self._m2 = np.zeros((rows, cols), np.float32)
+        self._m1 = np.zeros(cover.shape, np.float32)
+        self._m2 = np.zeros(cover.shape, np.float32)
         n_valid = int(self._valid.sum())
         self._s = np.zeros(n_valid, np.float32)  # block stds
         self._level = np.zeros(n_valid, np.float32)  # per-block noise levels m_b
@@ -269,10 +306,16 @@ class Spotter:
         self._warmup_frames = max(4, int(round(cfg.warmup_s * fps)))
         self._end_hold = max(1, int(round(cfg.end_hold_s * fps)))
         self._macro_max_frames = cfg.macro_max_s * fps
+        k = max(1, int(round(cfg.smooth_s * fps)))
+        if k != len(self._box):
+            self._box = np.zeros((k,) + self._box.shape[1:], np.float32)
+            self._box_n = 0
+        self._delay = (k - 1) / 2  # frames the running mean lags the stream
 
     def _restart(self) -> None:
         """Forget reference, noise levels and any movement in progress: learn them again (warm-up)."""
         self._seen = 0  # frames since (re)start
+        self._box_n = 0  # frames pushed into the running mean since (re)start
         self._first = -1  # index of the first frame since (re)start
         self._level_n = 0
         self._rel = 0.0
@@ -306,14 +349,26 @@ class Spotter:
             np.copyto(self._colour, image, casting="unsafe")
             cv2.cvtColor(self._colour, cv2.COLOR_BGR2GRAY, dst=self._grey)
 
-    def _block_stds(self) -> None:
+    def _window_sum(self, cells: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Sums of ``block_step`` x ``block_step`` neighbouring cells, stride 1, into ``out``."""
+        k = self.config.block_step
+        rows, cols = out.shape
+        np.copyto(out, cells[:rows, :cols])
+        for dy in range(k):
+            for dx in range(k):
+                if dy or dx:
+                    out += cells[dy:dy + rows, dx:dx + cols]
+        return out
+
+    def _block_stds(self, ref: np.ndarray) -> None:
         """Masked per-block standard deviations of ``grey - ref`` into ``self._s`` (valid blocks)."""
-        np.subtract(self._grey, self._ref, out=self._diff)
+        np.subtract(self._grey, ref, out=self._diff)
         np.multiply(self._diff, self._mask, out=self._diff)
         np.multiply(self._diff, self._diff, out=self._sq)
-        rows, cols = self.config.blocks
-        cv2.resize(self._diff, (cols, rows), dst=self._m1, interpolation=cv2.INTER_AREA)
-        cv2.resize(self._sq, (cols, rows), dst=self._m2, interpolation=cv2.INTER_AREA)
+        cv2.resize(self._diff, self._cells, dst=self._c1, interpolation=cv2.INTER_AREA)
+        cv2.resize(self._sq, self._cells, dst=self._c2, interpolation=cv2.INTER_AREA)
+        self._window_sum(self._c1, self._m1)
+        self._window_sum(self._c2, self._m2)
         np.multiply(self._m1, self._inv_cover, out=self._m1)
         np.multiply(self._m2, self._inv_cover, out=self._m2)
         np.multiply(self._m1, self._m1, out=self._m1)
@@ -328,8 +383,9 @@ class Spotter:
         np.subtract(self._z, 1.0, out=self._z)
         np.multiply(self._z, 1.0 / self._rel, out=self._z)
         np.copyto(self._work, self._z)
-        self._work.sort()
-        return float(self._work[-self.config.top_k:].mean())
+        k = self.config.top_k
+        self._work.partition(len(self._work) - k)  # in place: the k largest last
+        return float(self._work[-k:].sum()) / k
 
     def _learn_levels(self) -> None:
         """One step of the per-block noise levels and the relative spread (cumulative at first, then EMA)."""
@@ -340,11 +396,16 @@ class Spotter:
         rate = max(self._floor_rate, 1.0 / self._level_n)
         if self._level_n > 3:  # clip outliers so a stray spike cannot lift the levels
             band = 3.0 * self._rel
-            np.clip(self._s, self._level * (1.0 - band), self._level * (1.0 + band), out=self._s)
+            np.multiply(self._level, 1.0 - band, out=self._work)
+            np.maximum(self._s, self._work, out=self._s)
+            np.multiply(self._level, 1.0 + band, out=self._work)
+            np.minimum(self._s, self._work, out=self._s)
         np.divide(self._s, self._level, out=self._work)
         np.subtract(self._work, 1.0, out=self._work)
         np.abs(self._work, out=self._work)
-        dev = float(np.median(self._work)) * _MAD_TO_STD
+        mid = len(self._work) // 2
+        self._work.partition(mid)  # in place: the (upper) median without a copy
+        dev = float(self._work[mid]) * _MAD_TO_STD
         self._level += rate * (self._s - self._level)
         np.maximum(self._level, 1e-6, out=self._level)
         self._rel = dev if self._level_n == 2 else self._rel + rate * (dev - self._rel)
@@ -365,13 +426,15 @@ class Spotter:
         if self._seen == 0:  # (re)start: this frame is the first reference
             self._first = index
             self._ref[:] = self._grey
+            self._running_mean()
             self._seen = 1
             self._last_index = index
             self._record(index, t, np.nan)
             return []
         if self.config.normalize_gain:
             self._match_gain()
-        self._block_stds()
+        self._running_mean()
+        self._block_stds(self._ref)
         self._last_index = index
         self._seen += 1
         out: list[Interval] = []
@@ -386,9 +449,40 @@ class Spotter:
                 out.append(iv)
         if self._active and index - self._onset + 1 > self._macro_max_frames:
             self._restart()  # a lasting change (head pose, lighting): drop it, learn the face anew
-        elif not self._active:  # the reference is frozen during a movement
+        elif self._active:  # the reference is frozen during a movement; the follower is not
+            self._learn_following()
+        else:
             cv2.accumulateWeighted(self._grey, self._ref, max(self._ref_rate, 1.0 / self._seen))
         return out
+
+    def _learn_following(self) -> None:
+        """During a movement, learn the noise levels against a reference that keeps following the
+        face (as the reference does between movements): levels learned in a short warm-up, or
+        before a slow change of the face, are corrected even while a movement holds the spotter."""
+        if self._onset == self._last_index:
+            self._follow[:] = self._ref
+        self._block_stds(self._follow)
+        self._learn_levels()
+        cv2.accumulateWeighted(self._grey, self._follow, self._ref_rate)
+
+    def _running_mean(self) -> None:
+        """Replace ``grey`` by the mean of the last ``len(box)`` frames (fewer right after a start)."""
+        k = len(self._box)
+        if k == 1:
+            return
+        slot = self._box[self._box_n % k]
+        if self._box_n == 0:
+            self._box_sum[:] = 0.0
+        elif self._box_n >= k:
+            self._box_sum -= slot
+        self._box_sum += self._grey
+        slot[:] = self._grey
+        self._box_n += 1
+        if self._box_n % k == 0:  # once per round, the exact sum (no rounding drift)
+            np.copyto(self._box_sum, self._box[0])
+            for frame in self._box[1:]:
+                self._box_sum += frame
+        np.multiply(self._box_sum, 1.0 / min(self._box_n, k), out=self._grey)
 
     def _match_gain(self) -> None:
         """Scale ``grey`` so its masked mean equals the reference's (global exposure changes)."""
@@ -441,10 +535,15 @@ class Spotter:
         return rms / max(self._eye_contrast, 1e-6)
 
     def flush(self) -> list[Interval]:
-        """End of stream: the movement in progress, if it qualifies, as a completed interval."""
+        """End of stream: the movement in progress as a completed interval, if it qualifies and
+        has already fallen below half its peak (a movement still rising, or at its apex, when the
+        stream ends may be a lasting change rather than an expression)."""
         if not self._active:
             return []
         self._active = False
+        last = self._h_sigma[(self._h_next - 1) % self.config.history_len]
+        if not last < 0.5 * self._peak:
+            return []
         iv = self._close()
         return [] if iv is None else [iv]
 
@@ -472,20 +571,25 @@ class Spotter:
     def _close(self) -> Interval | None:
         """The finished movement as an Interval, or None when too short, too weak, a blink or unreported."""
         cfg = self.config
-        if self._peak < cfg.threshold or (self._last_above - self._onset + 1) / self.fps < cfg.micro_min_s:
+        # the running mean stretches a movement by len(box) - 1 frames
+        frames = self._last_above - self._onset + 2 - len(self._box)
+        if self._peak < cfg.threshold or frames / self.fps < cfg.micro_min_s:
             return None
         rise, fall = self._half_crossings()
-        onset = min(self._apex, max(self._first, int(round(2 * rise - self._apex))))
-        offset = max(self._apex, int(round(2 * fall - self._apex)))
+        # the running mean lags the stream by ``delay`` frames: shift the three back
+        apex = max(self._first, self._apex - int(round(self._delay)))
+        onset = min(apex, max(self._first, int(round(2 * rise - self._apex - self._delay))))
+        offset = max(apex, int(round(2 * fall - self._apex - self._delay)))
         seconds = (offset - onset) / self.fps
         kind: EventKind = "micro" if seconds <= cfg.micro_max_s else "macro"
-        if kind == "micro" and cfg.blink_level > 0 and self._eye_peak >= cfg.blink_level:
+        if seconds <= cfg.blink_max_s and cfg.blink_level > 0 and self._eye_peak >= cfg.blink_level:
             return None
         if kind == "macro" and not cfg.report_macro:
             return None
-        t_on = self._t_apex - (self._apex - onset) / self.fps
-        t_off = self._t_apex + (offset - self._apex) / self.fps
-        return Interval(onset, self._apex, offset, t_on, self._t_apex, t_off, kind, float(self._peak))
+        t_apex = self._t_apex - (self._apex - apex) / self.fps
+        t_on = t_apex - (apex - onset) / self.fps
+        t_off = t_apex + (offset - apex) / self.fps
+        return Interval(onset, apex, offset, t_on, t_apex, t_off, kind, float(self._peak))
 
     # -- display ---------------------------------------------------------------------------------
 

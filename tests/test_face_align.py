@@ -13,9 +13,10 @@ from realtime_mer.face.align import (
     apply,
     compose,
     crop_transform,
+    rigid_weight,
     similarity,
 )
-from realtime_mer.face.mapping import MP_TO_68
+from realtime_mer.face.mapping import MP_TO_68, to68
 
 
 def eyes68(cl, cr) -> np.ndarray:
@@ -133,3 +134,40 @@ def test_refinement_undoes_a_small_rotation_the_landmarks_missed(shared_data, fa
     plain.set_reference(image, landmarks)
     assert roll_deg(plain.align(turned, landmarks)[0]) > 0.5
     assert roll_deg(aligner.align(turned, landmarks)[0]) < 0.05
+
+
+@pytest.mark.realdata
+def test_registration_ignores_moving_eyes_and_mouth(shared_data, face_model):
+    """Eyes shut and the mouth corners pulled in the frame, landmarks unchanged: the registration,
+    which weighs only the rigid face, must not move the crop (whole-crop registration moved it by
+    0.1-0.2 px on a blink, lighting up the brows and mouth of the spotter's difference image)."""
+    import av
+
+    from realtime_mer.face.landmarker import Landmarker
+
+    with av.open(str(shared_data / "video" / "smile_d19.mp4")) as c:
+        image = next(c.decode(video=0)).to_ndarray(format="bgr24")
+    with Landmarker(face_model) as lm:
+        (landmarks,) = lm.detect(image, 0)
+    aligner = TrackAligner()
+    aligner.set_reference(image, landmarks)
+    p68 = to68(landmarks)
+    moved = image.copy()
+    for idx, dy in ((slice(36, 42), 3), (slice(42, 48), 3), (slice(48, 60), -2)):  # lids down, lips up
+        x0, y0 = np.floor(p68[idx].min(axis=0)).astype(int) - 4
+        x1, y1 = np.ceil(p68[idx].max(axis=0)).astype(int) + 4
+        moved[y0 + dy:y1 + dy, x0:x1] = image[y0:y1, x0:x1]
+    aligner.align(moved, landmarks)
+    assert np.hypot(*aligner.last_shift) < 0.05
+
+    w = rigid_weight(apply(aligner.ref_transform, p68), aligner.size)
+    crop68 = apply(aligner.ref_transform, p68)
+
+    def at(points):
+        xy = np.round(crop68[points]).astype(int)
+        inside = (xy >= 0).all(axis=1) & (xy < aligner.size).all(axis=1)
+        return w[xy[inside, 1], xy[inside, 0]]
+
+    assert w.shape == aligner.size[::-1] and 0 <= w.min() and w.max() <= 1
+    assert at([*range(17, 27), *range(36, 48), *range(48, 68)]).max() < 0.1  # brows, eyes, lips
+    assert at([27, 28, 29]).min() > 0.3  # the nose ridge carries the registration

@@ -116,9 +116,10 @@ def test_lighting_changes_give_no_event(gain):
     assert spot(seq)[0] == []
 
 
-def test_strong_lighting_flicker_would_fire_without_gain_normalisation():
-    seq = face_sequence(30, 6.0, gain=lambda t: 1 + 0.1 * np.sin(np.pi * t), seed=5)
-    assert spot(seq, SpotConfig(normalize_gain=False))[0] != []
+def test_brief_exposure_dip_would_fire_without_gain_normalisation():
+    """A 5 % darkening for 0.3 s (auto-exposure hunting) looks like a micro-expression to the raw statistic."""
+    seq = face_sequence(30, 4.0, gain=lambda t: 1 - 0.05 * ((t > 2.0) & (t < 2.3)), seed=5)
+    assert [iv.kind for iv in spot(seq, SpotConfig(normalize_gain=False))[0]] == ["micro"]
     assert spot(seq)[0] == []
 
 
@@ -200,7 +201,8 @@ def test_no_array_allocation_per_frame_once_warm():
         peak = tracemalloc.get_traced_memory()[1] - base
     finally:
         tracemalloc.stop()
-    assert peak < 8 * 1024, f"{peak} bytes allocated at peak while spotting (a 128x128 float32 buffer is 64 KiB)"
+    # small per-block temporaries (a few hundred floats) are fine; a crop-sized buffer is 64 KiB
+    assert peak < 16 * 1024, f"{peak} bytes allocated at peak while spotting (a 128x128 float32 buffer is 64 KiB)"
 
 
 def test_ellipse_mask():
@@ -286,3 +288,29 @@ def test_eye_mask_from_landmarks():
         eye_mask((128, 128), pts[:40])
     with pytest.raises(ValueError, match="eyes mask"):
         Spotter(30, SpotConfig(), (128, 128), eyes=np.zeros((64, 64), bool))
+
+
+def test_movement_still_rising_when_the_stream_ends_is_not_reported():
+    # the stream ends 0.1 s after the onset (on the rise): it may be a lasting change, not an expression
+    seq = face_sequence(30, 2.0, movements=(Movement(1.85, rise_s=0.1, fall_s=0.1, amplitude_px=2.0),), seed=1)
+    out, sp = spot(seq)
+    assert out == [] and sp.history().sigma[-1] >= SpotConfig().threshold
+    # the same movement with the fall seen: reported at the end of the stream
+    seq = face_sequence(30, 2.3, movements=(Movement(1.85, rise_s=0.1, fall_s=0.1, amplitude_px=2.0),), seed=1)
+    assert [iv.kind for iv in spot(seq)[0]] == ["micro"]
+
+
+@pytest.mark.parametrize("smooth_s", [0.0, 0.05, 0.1])
+def test_running_mean_lag_is_taken_out_of_the_interval(smooth_s):
+    seq = planted(200)
+    out, sp = spot(seq, SpotConfig(smooth_s=smooth_s))
+    assert len(sp._box) == max(1, round(smooth_s * 200))
+    iv = assert_one_micro(out, seq)
+    truth = seq.truth()
+    assert abs((iv.onset + iv.offset) / 2 - (truth.onset + truth.offset) / 2) <= 0.02 * 200
+
+
+def test_movement_soon_after_the_warm_up_is_spotted():
+    """Levels learned in the short warm-up are refined while a movement holds the spotter."""
+    seq = face_sequence(30, 2.5, movements=(Movement(0.6, rise_s=0.08, fall_s=0.12, amplitude_px=1.5),), seed=1)
+    assert_one_micro(spot(seq)[0], seq)
