@@ -132,7 +132,7 @@ class SpotConfig:
     normalize_gain: bool = True
     floor_tau_s: float = 3.0
     min_rel_spread: float = 0.05
-    warmup_s: float = 0.33
+    warmup_s: float = 0.5
     blocks: tuple[int, int] = (8, 8)
     top_k: int = 6
     block_step: int = 2
