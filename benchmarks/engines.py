@@ -7,14 +7,11 @@ it imports and a GPU is present.
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from pathlib import Path
 
 
 from .timing import Result, measure, row
-
-log = logging.getLogger(__name__)
 
 BATCHES = (1, 32)
 # Models whose batch-32 call takes seconds on a CPU: timed at batch 1 only there, with fewer calls.
@@ -37,7 +34,7 @@ def bench_engines(inp: object, iters: int, models: tuple[str, ...] | None = None
     import torch
 
     from realtime_mer.engines import make_engine
-    from realtime_mer.models import build_model, get_spec, list_specs
+    from realtime_mer.models import build_model, list_specs
     from realtime_mer.models.checkpoint import ModelMeta
     from realtime_mer.models.export import export_onnx
 

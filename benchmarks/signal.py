@@ -7,7 +7,9 @@ the package) placed in a 640x480 frame, so the benchmark runs on any machine.
 
 from __future__ import annotations
 
+import itertools
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,13 @@ def _astronaut_frame() -> np.ndarray:
     frame = np.full((480, 640, 3), 90, np.uint8)
     frame[90:390, 170:470] = face
     return frame
+
+
+def cycling(fn: Callable[[int, object], object], items: Sequence) -> Callable[[], object]:
+    """A no-argument call for :func:`measure`: each call runs ``fn(n, item)`` on the next item of
+    ``items`` in a loop, ``n`` counting calls from 1."""
+    counter = itertools.count(1)
+    return lambda: (n := next(counter), fn(n, items[n % len(items)]))[1]
 
 
 def make_inputs(workdir: Path, video: str | None = None, n: int = 90) -> Inputs:
@@ -104,27 +113,17 @@ def bench_faces(inp: Inputs, iters: int) -> list[Result]:
 
     out = []
     with Landmarker() as lm:
-        t_ms = [0]
-        i = [0]
-
-        def detect() -> list:
-            t_ms[0] += 33
-            i[0] += 1
-            return lm.detect(inp.frames[i[0] % len(inp.frames)], t_ms[0])
-
+        detect = cycling(lambda n, frame: lm.detect(frame, 33 * n), inp.frames)
         out.append(row("landmarks", "mediapipe-cpu", "640x480", measure(detect, iters=iters)))
-        marks = [lm.detect(f, t_ms[0] + 33 * (k + 1)) for k, f in enumerate(inp.frames[:10])]
+        start = 33 * (iters + 100)  # past every timestamp the timed calls used
+        marks = [lm.detect(f, start + 33 * k) for k, f in enumerate(inp.frames[:10])]
     if not marks[0]:
         raise RuntimeError("the benchmark face was not found by MediaPipe; pass --video with a frontal face")
     for refine in (False, True):
         al = TrackAligner(size=(128, 128), refine=refine)
         al.set_reference(inp.frames[0], marks[0][0])
-        k = [0]
-
-        def align() -> object:
-            k[0] = (k[0] + 1) % 10
-            return al.align(inp.frames[k[0]], marks[k[0]][0])
-
+        pairs = [(f, m[0]) for f, m in zip(inp.frames[:10], marks)]
+        align = cycling(lambda _, pair, al=al: al.align(*pair), pairs)
         out.append(row("alignment", "similarity+refine" if refine else "similarity", "128x128",
                        measure(align, iters=iters)))
     return out
@@ -146,12 +145,7 @@ def bench_evm(inp: Inputs, iters: int) -> list[Result]:
         crops = _face_crops(inp, size)
         for backend in ("reference", "numba"):
             mag = make_magnifier(MagnifyConfig(backend=backend), crops[0].shape, inp.fps)
-            k = [0]
-
-            def step() -> object:
-                k[0] += 1
-                return mag.process(crops[k[0] % len(crops)])
-
+            step = cycling(lambda _, crop, mag=mag: mag.process(crop), crops)
             out.append(row("evm", "numpy-reference" if backend == "reference" else "numba-cpu", f"{size}x{size}",
                            measure(step, warmup=10, iters=iters)))
     return out
@@ -163,12 +157,7 @@ def bench_spotting(inp: Inputs, iters: int) -> list[Result]:
 
     crops = _face_crops(inp, 128)
     sp = Spotter(inp.fps, SpotConfig(), crops[0].shape)
-    k = [0]
-
-    def step() -> object:
-        k[0] += 1
-        return sp.update(k[0], k[0] / inp.fps, crops[k[0] % len(crops)])
-
+    step = cycling(lambda n, crop: sp.update(n, n / inp.fps, crop), crops)
     return [row("spotting", "numpy", "128x128", measure(step, warmup=10, iters=max(iters, 200)))]
 
 
