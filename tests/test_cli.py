@@ -112,3 +112,17 @@ def test_export_rejects_a_checkpoint_of_another_model(tmp_path, capsys):
     assert main(["export", "--model", "rcn-a", "--checkpoint", str(ck), "--format", "onnx",
                  "--out", str(tmp_path / "x.onnx")]) == 2
     assert "rcn-a" in capsys.readouterr().err
+
+
+def test_bench_writes_the_documented_json(tmp_path):
+    out = tmp_path / "bench.json"
+    r = _cli("bench", "--stages", "decode,evm,spotting,flow", "--iters", "3", "--json", str(out), timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert {"cpu", "gpu", "versions"} <= set(data["machine"])
+    rows = {(x["stage"], x["backend"], x["size"]) for x in data["results"]}
+    assert ("evm", "numba-cpu", "128x128") in rows and ("evm", "numpy-reference", "128x128") in rows
+    assert {"decode", "spotting", "flow"} <= {s for s, _, _ in rows}
+    for x in data["results"]:
+        assert 0 < x["median_ms"] <= x["p99_ms"] and "throughput_fps" in x
+    assert "median ms" in r.stdout
