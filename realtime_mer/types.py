@@ -6,12 +6,26 @@ otherwise. Times are seconds (float). Frame numbers are 0-based indices in their
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from datetime import datetime, timezone
+from typing import Any, Literal
 
 import numpy as np
 
 EventKind = Literal["micro", "macro"]
+FeedState = Literal["connecting", "running", "reconnecting", "stalled", "ended", "failed"]
+FEED_STATES: tuple[FeedState, ...] = ("connecting", "running", "reconnecting", "stalled", "ended", "failed")
+
+
+def utc_iso(wall: float) -> str:
+    """``time.time()`` seconds as UTC ISO 8601 with milliseconds, e.g. ``2026-11-30T10:43:00.123Z``."""
+    return datetime.fromtimestamp(wall, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def wall_of(monotonic: float) -> float:
+    """The ``time.time()`` wall clock (s) of an earlier ``time.monotonic()`` reading."""
+    return time.time() - (time.monotonic() - monotonic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +39,8 @@ class Frame:
             opened (monotonic clock) for live sources.
         captured: ``time.monotonic()`` when the frame left the decoder.
         image: ``(H, W, 3)`` uint8 BGR.
+        session: which connection of a live source the frame came from (0 for the first; each
+            reconnection starts a new session, whose frames restart the face tracks).
     """
 
     stream: str
@@ -32,6 +48,7 @@ class Frame:
     t: float
     captured: float
     image: np.ndarray
+    session: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,34 +110,123 @@ class Interval:
 class Event:
     """What the tool reports: a spotted interval, and its recognition when a model ran.
 
+    One line of the events file (``"type": "event"``); the JSON Schema ships as
+    ``realtime_mer/schemas/records.schema.json``.
+
     Attributes:
         stream, track: where it happened.
         interval: onset/apex/offset frames and times, kind and spotting score.
-        label: predicted class name, or ``None`` when no recognizer ran.
+        id: unique id of the event (run id and sequence number): receivers drop duplicates by it.
+        utc: wall-clock time (UTC, ISO 8601) at which the onset frame was captured.
+        label: predicted class name, or ``None`` when no recognizer ran (or it failed: ``error``).
         probs: class name -> probability.
         model: name of the recognizer that produced ``label``.
-        latency_ms: stage name -> milliseconds spent on this event (e.g. ``{"flow": 1.2}``) and
-            ``"after_offset"``: wall time from the offset frame's capture to the event's emission.
+        latency_ms: stage name -> milliseconds spent on this event (e.g. ``{"input": 1.2}``) and
+            ``"after_offset"``: wall time from the capture of the offset frame to the emission.
+        error: why recognition failed for this event (the event is still reported, unlabelled).
     """
 
     stream: str
     track: int
     interval: Interval
+    id: str = ""
+    utc: str = ""
     label: str | None = None
     probs: dict[str, float] = field(default_factory=dict)
     model: str | None = None
     latency_ms: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """A flat JSON-ready dict: one line of the events file."""
         iv = asdict(self.interval)
-        return {
-            "stream": self.stream,
-            "track": self.track,
-            "kind": iv.pop("kind"),
-            **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in iv.items()},
+        out: dict[str, Any] = {"type": "event", "id": self.id, "stream": self.stream, "track": self.track,
+                               "kind": iv.pop("kind"), "utc": self.utc}
+        out.update({k: (round(v, 4) if isinstance(v, float) else v) for k, v in iv.items()})
+        out.update({
             "label": self.label,
             "probs": {k: round(float(v), 4) for k, v in self.probs.items()},
             "model": self.model,
             "latency_ms": {k: round(float(v), 3) for k, v in self.latency_ms.items()},
-        }
+        })
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """A feed changed state (``"type": "status"`` lines of the events file).
+
+    Attributes:
+        stream: the feed's name (credentials removed).
+        state: the new state; ``previous`` the one it left (``None`` for the first record).
+        reason: why, in words (an error message, "first frame", "no frame for 5.0 s", ...).
+        utc: wall-clock time of the change, UTC ISO 8601.
+        session: the connection number (0 first; +1 at each reconnection).
+        index: for ``running``: the frame number of the first frame of this session; otherwise
+            the last frame number read so far (-1 before any).
+        frames, dropped, bad_frames, reconnects: the feed's counters at the change.
+    """
+
+    stream: str
+    state: FeedState
+    previous: FeedState | None
+    reason: str
+    utc: str
+    session: int
+    index: int
+    frames: int
+    dropped: int
+    bad_frames: int
+    reconnects: int
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict: one ``"type": "status"`` line of the events file."""
+        return {"type": "status", **asdict(self)}
+
+
+Record = Event | Status
+
+
+@dataclass(frozen=True, slots=True)
+class TrackView:
+    """What a frame sink (overlay video, dashboard) sees of one face track at one frame.
+
+    Attributes:
+        track: track id.
+        bbox: ``(x0, y0, x1, y1)`` face box in frame pixels.
+        face: the aligned crop of this frame, or ``None`` if the face was not seen in it.
+        magnified: the EVM-magnified crop, ``(h, w, 3)`` float32 in [0, 1], if EVM ran.
+        sigma: ``(N,)`` float32 recent spotting statistic, oldest first, in noise units
+            (NaN where undefined), ending at this frame.
+        sigma_t: ``(N,)`` media times (s) of ``sigma``.
+        threshold: the level of ``sigma`` that makes a movement an event.
+        active: a movement is in progress.
+    """
+
+    track: int
+    bbox: tuple[float, float, float, float]
+    face: AlignedFace | None
+    magnified: np.ndarray | None
+    sigma: np.ndarray
+    sigma_t: np.ndarray
+    threshold: float
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FrameView:
+    """One processed frame as the frame sinks see it: the frame, its faces and its tracks.
+
+    Attributes:
+        frame: the frame.
+        fps: the stream's frame rate (Hz).
+        points: ``(68, 2)`` float32 landmarks of each face found in the frame, frame pixels.
+        tracks: the live tracks, in id order.
+    """
+
+    frame: Frame
+    fps: float
+    points: tuple[np.ndarray, ...]
+    tracks: tuple[TrackView, ...]

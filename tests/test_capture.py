@@ -195,6 +195,8 @@ def test_camera_that_does_not_exist_raises_a_clear_error():
         ("rtsp://viewer@10.0.0.2/stream", "rtsp://***@10.0.0.2/stream"),
         ("rtsp://127.0.0.1:8554/test", "rtsp://127.0.0.1:8554/test"),
         ("rtsps://u:p@[::1]:322/x?password=a%40b", "rtsps://***@[::1]:322/x?password=***"),
+        ("rtsp://admin:pa#ss@cam/live", "rtsp://***@cam/live"),  # '#' would make a parser see a fragment
+        ("rtsp://admin:pa?s@ss@cam/live", "rtsp://***@cam/live"),
     ],
 )
 def test_redact_url(url, expected):
@@ -254,3 +256,114 @@ def test_real_video_decodes_fully(shared_data):
     assert frames[-1].t == pytest.approx(249 / 30, abs=1e-3)
     assert frames[0].image.shape == (480, 480, 3) and cap.stats().fps == pytest.approx(30, rel=1e-3)
     assert cap.error is None and cap.stats().dropped == 0
+
+
+class Scripted:
+    """A live source playing a script: per open, a list of steps; a number is a frame with that
+    source time (s; ``None``: no time), ``("sleep", s)`` blocks, ``"end"`` ends the stream,
+    ``"break"`` raises SourceError. Opens beyond the script fail."""
+
+    live, nominal_fps = True, 30.0
+
+    def __init__(self, sessions: list[list]) -> None:
+        self.name, self.sessions, self.opens, self.steps = "scripted", sessions, 0, iter(())
+
+    def open(self) -> None:
+        if self.opens >= len(self.sessions):
+            raise SourceError("scripted: nothing more to play")
+        self.steps = iter(self.sessions[self.opens])
+        self.opens += 1
+
+    def read(self):
+        for step in self.steps:
+            if isinstance(step, tuple):
+                time.sleep(step[1])
+                continue
+            if step == "end":
+                return None
+            if step == "break":
+                raise SourceError("scripted: broken pipe")
+            return np.zeros((8, 8, 3), np.uint8), step
+        time.sleep(0.05)  # the script ran out: a silent stream
+        return None
+
+    def close(self) -> None: ...
+
+
+def _run_script(sessions: list[list], stall_s: float = 0.3, seconds: float = 3.0) -> tuple[list, list, CaptureThread]:
+    cfg = CaptureConfig(queue_size=64, backoff_initial_s=0.01, backoff_max_s=0.02, max_reconnect_attempts=1,
+                        stall_s=stall_s)
+    statuses: list = []
+    cap = CaptureThread(Scripted(sessions), cfg).add_listener(statuses.append).start()
+    frames: list = []
+    deadline = time.monotonic() + seconds
+    while not cap.finished and time.monotonic() < deadline:
+        cap.check_stall()
+        if (f := cap.get(timeout=0.02)) is not None:
+            frames.append(f)
+    cap.stop()
+    return frames, statuses, cap
+
+
+@pytest.mark.parametrize(("sessions", "states"), [
+    # a stream that plays, then its source gives up: reconnecting, then failed
+    ([[0.0, 1 / 30, "end"]], ["connecting", "running", "reconnecting", "failed"]),
+    # a dead source (no frame for stall_s) is stalled, and running again when frames come back
+    ([[0.0, 1 / 30, ("sleep", 0.8), 2 / 30, "end"]],
+     ["connecting", "running", "stalled", "running", "reconnecting", "failed"]),
+    # a broken stream reconnects; the next session runs
+    ([[0.0, "break"], [5.0, 5 + 1 / 30, "end"]],
+     ["connecting", "running", "reconnecting", "running", "reconnecting", "failed"]),
+])
+def test_live_feed_state_machine(sessions, states):
+    _, statuses, cap = _run_script(sessions)
+    assert [s.state for s in statuses] == states
+    assert [s.previous for s in statuses] == [None, *states[:-1]]
+    assert cap.state == "failed" and isinstance(cap.error, SourceError)
+    assert all(s.stream == "scripted" and s.utc.endswith("Z") for s in statuses)
+
+
+def test_sessions_map_source_times_onto_one_increasing_media_time():
+    dt = 1 / 30
+    frames, statuses, _ = _run_script([[None, 10 + dt, 10 + 2 * dt, "break"], [None, 0.5 + dt, 0.5 + 2 * dt, "end"]])
+    assert [f.session for f in frames] == [0, 0, 0, 1, 1, 1]
+    t = [f.t for f in frames]
+    # within a session the source's own spacing, whatever the arrival times; the first frame of a
+    # session (RTSP gives it no time) is placed one frame interval before the second
+    assert t[1] - t[0] == pytest.approx(dt, abs=1e-9) and t[2] - t[1] == pytest.approx(dt, abs=1e-9)
+    assert t[4] - t[3] == pytest.approx(dt, abs=1e-9) and t[5] - t[4] == pytest.approx(dt, abs=1e-9)
+    assert t[3] > t[2]  # a new session continues after the old one: media time never goes back
+    running = [s for s in statuses if s.state == "running"]
+    assert [(s.session, s.index) for s in running] == [(0, 0), (1, 3)]
+
+
+def test_a_clock_that_jumps_back_starts_a_new_session():
+    frames, _, _ = _run_script([[0.0, 1 / 30, 2.0, 0.0, 1 / 30, "end"]])  # a looping server restarts its clock
+    assert [f.session for f in frames] == [0, 0, 0, 1, 1]
+    assert all(b.t > a.t for a, b in zip(frames, frames[1:]))
+
+
+def test_back_pressure_is_no_stall(small_video):
+    """A file source waiting for a slow consumer delivers nothing for a while, and is not stalled."""
+    statuses: list = []
+    cap = CaptureThread(open_source("video", small_video), CaptureConfig(queue_size=1, stall_s=0.05))
+    cap.add_listener(statuses.append).start()
+    try:
+        while (f := cap.get(timeout=1)) is not None:
+            time.sleep(0.1)  # much slower than stall_s
+            assert not cap.check_stall(), f"stalled at frame {f.index}"
+    finally:
+        cap.stop()
+    assert [s.state for s in statuses] == ["connecting", "running", "ended"]
+
+
+def test_a_feed_that_does_not_open_is_retried_when_asked():
+    statuses: list = []
+    cfg = CaptureConfig(backoff_initial_s=0.01, backoff_max_s=0.02, max_reconnect_attempts=3)
+    src = Scripted([])
+    cap = CaptureThread(src, cfg).add_listener(statuses.append).start(open_now=False)
+    deadline = time.monotonic() + 5
+    while not cap.finished and time.monotonic() < deadline:
+        cap.get(timeout=0.05)
+    assert src.opens == 0 and [s.state for s in statuses] == ["connecting", "reconnecting", "failed"]
+    assert "gave up after 3 reconnect attempt(s)" in str(cap.error)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import select
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,74 +10,19 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from rtsp_helpers import RtspServer, free_port, needs_rtsp
 
 from realtime_mer.capture import CaptureConfig, CaptureThread, SourceError, open_source
 
-SYSTEM_PYTHON = "/usr/bin/python3"
-SERVER = Path(__file__).with_name("rtsp_server.py")
 W, H, FPS, SECONDS = 160, 120, 30, 10
 
-
-def _has_rtsp_server() -> bool:
-    try:
-        probe = "import gi; gi.require_version('GstRtspServer', '1.0')"
-        return subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, timeout=30).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-pytestmark = [
-    pytest.mark.rtsp,
-    pytest.mark.skipif(
-        not _has_rtsp_server(),
-        reason=f"{SYSTEM_PYTHON} lacks gi with GstRtspServer 1.0 (apt: python3-gi gir1.2-gst-rtsp-server-1.0 "
-        "gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-libav)",
-    ),
-]
+pytestmark = needs_rtsp
 
 # Short timeouts and backoffs so that outages resolve within the test's time.
 FAST = CaptureConfig(
     queue_size=2, open_timeout_s=1.0, read_timeout_s=1.0, backoff_initial_s=0.2, backoff_max_s=0.8,
     max_reconnect_attempts=20,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``tests/rtsp_server.py`` serving ``video`` at ``rtsp://127.0.0.1:port/test``; restartable."""
-
-    def __init__(self, video: Path) -> None:
-        self.video, self.port = video, free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"rtsp://127.0.0.1:{self.port}/test"
-
-    def start(self, timeout: float = 20.0) -> None:
-        self.proc = subprocess.Popen(
-            [SYSTEM_PYTHON, str(SERVER), str(self.video), str(self.port)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        line = self.proc.stdout.readline().strip() if ready else ""
-        if line != "ready":
-            self.kill()
-            pytest.fail(f"RTSP server did not start: {line!r} {self.proc.stderr.read()[-2000:]}")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        if self.proc is not None:
-            self.proc.stdout.close()
-            self.proc.stderr.close()
-        self.proc = None
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +44,7 @@ def h264_video(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def server(h264_video):
-    srv = Server(h264_video)
-    srv.start()
+    srv = RtspServer(h264_video).start()
     yield srv
     srv.kill()
 

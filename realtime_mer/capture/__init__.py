@@ -53,14 +53,15 @@ def _demo(target: str | int, config: CaptureConfig) -> Source:
 SOURCES: dict[str, Callable[[str | int, CaptureConfig], Source]] = {
     "camera": _camera,
     "video": lambda target, config: VideoFileSource(str(target), config),
+    "replay": lambda target, config: VideoFileSource(str(target), config, realtime=True),
     "rtsp": lambda target, config: RtspSource(str(target), config),
     "demo": _demo,
 }
 
 
 def open_source(kind: str, target: str | int, config: CaptureConfig | None = None) -> Source:
-    """A source of ``kind`` (``'camera'``, ``'video'``, ``'rtsp'``, ``'demo'``) for ``target`` (camera
-    index, file path, URL, ``"SEED:FPS"``). It is opened by :meth:`CaptureThread.start` (or its own ``open``)."""
+    """A source of ``kind`` (``'camera'``, ``'video'``, ``'replay'`` (a file at its own rate, live),
+    ``'rtsp'``, ``'demo'``) for ``target`` (camera index, file path, URL, ``"SEED:FPS"``). It is opened by :meth:`CaptureThread.start` (or its own ``open``)."""
     try:
         make = SOURCES[kind]
     except KeyError:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -29,7 +28,10 @@ class CaptureConfig:
 
     Attributes:
         queue_size: frames held between the capture thread and its consumer. A live source drops
-            the oldest when full; a file source waits.
+            the oldest when full; a file source waits. The default (32, about a second at 30 fps)
+            absorbs the burst an RTSP server sends on connecting and short processing hiccups, so
+            frames are dropped only when processing falls behind for good.
+        queue_mb: cap of the queue in megabytes of images (large frames hold fewer).
         open_timeout_s: network sources: seconds to wait for the server to answer when opening.
         read_timeout_s: network sources: seconds a read may block before the stream counts as broken.
         probe_s: network sources: seconds of stream FFmpeg analyses on opening (FFmpeg's
@@ -40,9 +42,12 @@ class CaptureConfig:
         backoff_jitter: each wait is scaled by a random factor in ``[1 - jitter, 1]``.
         max_reconnect_attempts: failed reconnect attempts in a row before giving up; ``None`` retries
             for ever.
+        stall_s: a running feed that delivers no frame for this long is ``stalled`` (a dead source,
+            told apart from back-pressure: a file source waiting for room in its queue never stalls).
     """
 
-    queue_size: int = 4
+    queue_size: int = 32
+    queue_mb: float = 128.0
     open_timeout_s: float = 5.0
     read_timeout_s: float = 5.0
     probe_s: float = 0.5
@@ -50,11 +55,13 @@ class CaptureConfig:
     backoff_max_s: float = 30.0
     backoff_jitter: float = 0.25
     max_reconnect_attempts: int | None = None
+    stall_s: float = 2.0
 
     def __post_init__(self) -> None:
         if self.queue_size < 1:
             raise ValueError(f"queue_size must be at least 1, got {self.queue_size}")
-        for name in ("open_timeout_s", "read_timeout_s", "probe_s", "backoff_initial_s", "backoff_max_s"):
+        for name in ("queue_mb", "open_timeout_s", "read_timeout_s", "probe_s", "backoff_initial_s",
+                     "backoff_max_s", "stall_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive seconds, got {getattr(self, name)}")
         if self.backoff_max_s < self.backoff_initial_s:
@@ -86,8 +93,8 @@ class Source(Protocol):
         ...
 
     def read(self) -> tuple[np.ndarray, float | None] | None:
-        """The next ``(H, W, 3)`` uint8 BGR image and its media time in s (``None``: use the capture
-        clock), or ``None`` at the end of the stream. Raises BadFrame for one undecodable frame and
+        """The next ``(H, W, 3)`` uint8 BGR image and its media time in s (the presentation time;
+        ``None``: use the capture clock), or ``None`` at the end of the stream. Raises BadFrame for one undecodable frame and
         SourceError when the stream broke."""
         ...
 
@@ -100,18 +107,23 @@ def redact_url(url: str) -> str:
     """``url`` without secrets: user info becomes ``***`` and secret-looking query values ``***``.
 
     ``rtsp://admin:pw@cam:554/live?token=x&ch=1`` -> ``rtsp://***@cam:554/live?token=***&ch=1``.
+    The user info is found on the raw text (everything before the last ``@`` ahead of the path),
+    so a password holding ``#`` or ``?``, which a URL parser would take for a fragment or a query,
+    is hidden too.
     """
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        authority = rest.split("/", 1)[0]
+        if "@" in authority:
+            url = f"{scheme}://***@{rest[authority.rindex('@') + 1:]}"
     try:
         parts = urlsplit(url)
     except ValueError:
-        return re.sub(r"//[^/@]*@", "//***@", url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
+        return url
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
         query = urlencode(
             [(k, "***" if any(s in k.lower() for s in _SECRET_KEYS) else v) for k, v in pairs], safe="*"
         )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))

@@ -96,17 +96,23 @@ class _Decoder:
 
 
 class VideoFileSource:
-    """A video file, decoded as fast as the consumer takes frames; media time is the frame's PTS (s)."""
+    """A video file; media time is the frame's PTS (s).
 
-    live = False
+    By default it is decoded as fast as the consumer takes frames (never dropping). With
+    ``realtime`` it is *replayed*: delivered at its own frame rate like a camera, as a live source
+    (a lagging consumer loses frames; at its end it is reopened and plays again), to try a
+    monitor set-up or measure live latency without a camera.
+    """
 
-    def __init__(self, path: str | Path, config: CaptureConfig | None = None) -> None:
+    def __init__(self, path: str | Path, config: CaptureConfig | None = None, realtime: bool = False) -> None:
         self.path = Path(path)
         self.name = str(path)
+        self.live = realtime
         self.nominal_fps: float | None = None
         self._decoder: _Decoder | None = None
         self._to_bgr = BgrConverter()
         self._count = 0
+        self._start: float | None = None  # time.monotonic() at which the first frame is due
 
     def open(self) -> None:
         self.close()
@@ -124,6 +130,7 @@ class VideoFileSource:
         self._decoder = _Decoder(container, self.name, "AUTO")
         self.nominal_fps = self._decoder.fps
         self._count = 0
+        self._start = None
 
     def read(self) -> tuple[np.ndarray, float] | None:
         if self._decoder is None:
@@ -135,6 +142,10 @@ class VideoFileSource:
         if t is None:  # no PTS: count frames at the announced rate
             t = self._count / (self.nominal_fps or 30.0)
         self._count += 1
+        if self.live:  # replay: wait until the frame is due
+            if self._start is None:
+                self._start = time.monotonic() - t
+            time.sleep(max(0.0, self._start + t - time.monotonic()))
         return self._to_bgr(frame), t
 
     def close(self) -> None:
@@ -144,7 +155,8 @@ class VideoFileSource:
 
 
 class RtspSource:
-    """An RTSP stream over TCP with open and read timeouts; media time comes from the capture clock.
+    """An RTSP stream over TCP with open and read timeouts; media time is the stream's presentation
+    time (RTP timestamps; ``None`` for a frame without one), which the capture thread maps per session.
 
     A server that closes the stream or goes silent for ``read_timeout_s`` ends ``read`` (``None``
     or SourceError); the capture thread then reconnects with ``open``.
@@ -190,11 +202,11 @@ class RtspSource:
         self._decoder = _Decoder(container, self.name, "SLICE")
         self.nominal_fps = self._decoder.fps
 
-    def read(self) -> tuple[np.ndarray, None] | None:
+    def read(self) -> tuple[np.ndarray, float | None] | None:
         if self._decoder is None:
             raise SourceError(f"{self.name} is not open; call open() first")
         frame = self._decoder.next()
-        return None if frame is None else (self._to_bgr(frame), None)
+        return None if frame is None else (self._to_bgr(frame), frame.time)
 
     def close(self) -> None:
         if self._decoder is not None:

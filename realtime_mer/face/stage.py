@@ -68,7 +68,13 @@ def _bbox(points68: np.ndarray) -> tuple[float, float, float, float]:
 
 
 class FaceStage:
-    """Per-stream face processing: one instance per stream, called once per frame, not thread-safe."""
+    """Per-stream face processing: one instance per stream, called once per frame, not thread-safe.
+
+    MediaPipe's VIDEO mode smooths landmarks over time, so the timestamps it is given shape its
+    output: they are counted from the first frame this stage sees, so that a session of a live
+    feed (whose media time starts wherever the feed's clock stood) gets the landmarks a recording
+    of that session gets.
+    """
 
     def __init__(self, config: FaceConfig | None = None):
         self.config = config or FaceConfig()
@@ -77,6 +83,7 @@ class FaceStage:
         self.tracker = Tracker(c.max_missed, c.min_iou)
         self._tracks: dict[int, _TrackState] = {}
         self._calls = 0
+        self._t0: float | None = None  # media time of the first frame, s
 
     def process(self, frame: Frame) -> list[tuple[FaceObs, AlignedFace]]:
         """Faces of one frame with their crops registered to each track's reference frame.
@@ -98,8 +105,10 @@ class FaceStage:
 
     def _landmark_frame(self, frame: Frame) -> list[tuple[FaceObs, AlignedFace]]:
         c = self.config
+        if self._t0 is None:
+            self._t0 = frame.t
         faces = []
-        for lm in self.landmarker.detect(frame.image, round(frame.t * 1000)):
+        for lm in self.landmarker.detect(frame.image, round((frame.t - self._t0) * 1000)):
             p68 = to68(lm)
             cl, cr = eye_centres(p68)
             if np.hypot(*(cr - cl)) >= c.min_eye_distance:
