@@ -1,69 +1,61 @@
-"""The ``--display`` dashboard: frame with landmarks, aligned face, magnified face, sigma trace."""
+"""The ``--display`` dashboard: frame with landmarks and overlay, aligned face, magnified face, sigma trace."""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
 import cv2
 import numpy as np
 
 from .errors import UserError
-from .types import Frame
+from .overlay import draw_faces, draw_trace
+from .types import Event, FrameView
 
 PANEL = 160  # px, side of the face panels
 TRACE_H = 120  # px, height of the sigma trace
 FRAME_H = 2 * PANEL  # px, height of the frame panel
 
 
-def render_dashboard(frame: Frame, found: list, tracks: dict[int, Any]) -> np.ndarray:
-    """One BGR image ``(FRAME_H + TRACE_H, W, 3)`` uint8 showing the first track's state.
+def render_dashboard(view: FrameView, events: Sequence[Event], *, trace_s: float = 4.0,
+                     show_s: float = 2.0) -> np.ndarray:
+    """One BGR image ``(FRAME_H + TRACE_H, w + PANEL, 3)`` uint8 of one processed frame.
+
+    Top left the frame scaled to ``FRAME_H`` px high (``w`` px wide) with the landmarks, the
+    overlay's boxes, ids and labels; top right the first track's aligned and magnified face; below,
+    the overlay's trace of every track over the last ``trace_s`` seconds.
 
     Args:
-        frame: the current frame.
-        found: ``(FaceObs, AlignedFace)`` pairs of this frame.
-        tracks: track id -> per-track state with ``last_face``, ``magnified`` and ``spotter``.
+        view: the processed frame.
+        events: the events known for its stream.
+        trace_s: seconds of spotting signal in the trace.
+        show_s: seconds an event's label stays after its offset time.
+
+    >>> from realtime_mer.types import Frame
+    >>> view = FrameView(Frame("cam", 0, 0.0, 0.0, np.zeros((240, 320, 3), np.uint8)), 30.0, (), ())
+    >>> render_dashboard(view, []).shape
+    (440, 587, 3)
     """
-    scale = FRAME_H / frame.image.shape[0]
-    view = cv2.resize(frame.image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    for obs, _face in found:
-        for x, y in obs.points68 * scale:
-            cv2.circle(view, (int(round(x)), int(round(y))), 1, (0, 255, 0), -1, cv2.LINE_AA)
-        x0, y0 = int(obs.bbox[0] * scale), int(obs.bbox[1] * scale)
-        cv2.putText(view, f"track {obs.track}", (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                    (0, 255, 0), 1, cv2.LINE_AA)
+    image = view.frame.image
+    scale = FRAME_H / image.shape[0]
+    frame = cv2.resize(image, (round(image.shape[1] * scale), FRAME_H), interpolation=cv2.INTER_AREA)
+    for points in view.points:
+        for x, y in points * scale:
+            cv2.circle(frame, (round(float(x)), round(float(y))), 1, (0, 255, 0), -1, cv2.LINE_AA)
+    draw_faces(frame, view, events, show_s)
     faces = np.zeros((FRAME_H, PANEL, 3), np.uint8)
-    trace = np.zeros((TRACE_H, view.shape[1] + PANEL, 3), np.uint8)
-    track = tracks.get(found[0][1].track) if found else None
-    if track is not None and track.last_face is not None:
-        faces[:PANEL] = cv2.resize(track.last_face.image, (PANEL, PANEL))
-        if track.magnified is not None:
-            mag = np.clip(track.magnified, 0.0, 1.0) * 255.0
-            mag = mag.astype(np.uint8) if mag.ndim == 3 else cv2.cvtColor(mag.astype(np.uint8), cv2.COLOR_GRAY2BGR)
-            faces[PANEL:] = cv2.resize(mag, (PANEL, PANEL))
-        _draw_trace(trace, track.spotter.history(256).sigma)
-    cv2.putText(faces, "aligned", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
-    cv2.putText(faces, "magnified", (4, PANEL + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
-    cv2.putText(trace, f"{frame.stream}  frame {frame.index}  t {frame.t:.2f} s", (4, 14),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
-    return np.vstack([np.hstack([view, faces]), trace])
-
-
-def _draw_trace(canvas: np.ndarray, values: np.ndarray) -> None:
-    """Plot the recent sigma values (1-D) across ``canvas`` in place."""
-    values = np.asarray(values, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    if values.size < 2:
-        return
-    h, w = canvas.shape[:2]
-    top = float(values.max()) or 1.0
-    xs = np.linspace(0, w - 1, values.size)
-    ys = (h - 4) - (values / top) * (h - 24)
-    pts = np.stack([xs, ys], axis=1).round().astype(np.int32)
-    cv2.polylines(canvas, [pts], False, (0, 200, 255), 1, cv2.LINE_AA)
-    cv2.putText(canvas, f"sigma (max {top:.4f})", (4, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 200, 255), 1,
-                cv2.LINE_AA)
+    first = view.tracks[0] if view.tracks else None
+    if first is not None and first.face is not None:
+        faces[:PANEL] = cv2.resize(first.face.image, (PANEL, PANEL))
+    if first is not None and first.magnified is not None:
+        mag = (np.clip(first.magnified, 0.0, 1.0) * 255.0).astype(np.uint8)
+        faces[PANEL:] = cv2.resize(mag, (PANEL, PANEL))
+    for y, name in ((14, "aligned"), (PANEL + 14, "magnified")):
+        cv2.putText(faces, name, (4, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    trace = np.empty((TRACE_H, frame.shape[1] + PANEL, 3), np.uint8)
+    draw_trace(trace, view, events, trace_s)
+    return np.vstack([np.hstack([frame, faces]), trace])
 
 
 def check_display() -> None:
@@ -73,10 +65,21 @@ def check_display() -> None:
                         "(or under Xvfb), or drop --display")
 
 
-def show(name: str, image: np.ndarray) -> bool:
-    """Show ``image`` in window ``name``; False once the user pressed q/Esc or closed the window."""
-    cv2.imshow(name, image)
+def show(images: Mapping[str, np.ndarray], windows: Iterable[str]) -> bool:
+    """Show each image in its window (name -> image) and handle the window events once (main thread).
+
+    Returns False once the user pressed q/Esc or closed one of ``windows`` (names already shown).
+    """
+    for name, image in images.items():
+        cv2.imshow(name, image)
     key = cv2.waitKey(1) & 0xFF
     if key in (ord("q"), 27):
         return False
-    return cv2.getWindowProperty(name, cv2.WND_PROP_VISIBLE) >= 1
+    return all(cv2.getWindowProperty(name, cv2.WND_PROP_VISIBLE) >= 1 for name in windows)
+
+
+def close_windows(windows: Iterable[str]) -> None:
+    """Close the named windows."""
+    for name in windows:
+        cv2.destroyWindow(name)
+    cv2.waitKey(1)

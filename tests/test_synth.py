@@ -8,6 +8,7 @@ landmarker (``face_model`` fixture) and real PyAV encoding/decoding.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import time
 from dataclasses import replace
@@ -21,6 +22,7 @@ import pytest
 from realtime_mer.config import ConfigError, from_mapping
 from realtime_mer.face.landmarker import Landmarker
 from realtime_mer.face.mapping import to68
+from realtime_mer.media import Mp4Writer
 from realtime_mer.synth import (
     ACTION_UNITS,
     EMOTION_AUS,
@@ -39,7 +41,6 @@ from realtime_mer.synth import (
     write_dataset,
 )
 from realtime_mer.synth.aus import MIRROR68, displacements
-from realtime_mer.synth.dataset import Mp4Writer
 from realtime_mer.synth.render import build_scene, event_field
 from realtime_mer.synth.timeline import plan_clip
 
@@ -212,7 +213,7 @@ def test_ground_truth_files(face_model, tmp_path):
     assert summary.clips == 2 and "clips/s" in summary.describe()
     truth = load_ground_truth(tmp_path)
     assert list(truth) == ["clip0001", "clip0002"]
-    index = list(csv.DictReader(open(tmp_path / "index.csv")))
+    index = list(csv.DictReader((tmp_path / "index.csv").read_text().splitlines()))
     meta = json.loads((tmp_path / "dataset.json").read_text())
     assert [r["clip"] for r in index] == meta["clips"] == list(truth)
     assert {s["id"] for s in meta["subjects"]} == {"s01", "s02"}
@@ -225,7 +226,7 @@ def test_ground_truth_files(face_model, tmp_path):
             assert stream.codec_context.name == "h264" and stream.codec_context.pix_fmt == "yuv420p"
             assert float(stream.average_rate) == 200.0
             assert sum(1 for _ in c.decode(stream)) == t.n_frames
-        rows = list(csv.DictReader(open(t.video.with_suffix(".csv"))))
+        rows = list(csv.DictReader(t.video.with_suffix(".csv").read_text().splitlines()))
         assert [(int(r["onset"]), int(r["apex"]), int(r["offset"])) for r in rows] == [
             (e.onset, e.apex, e.offset) for e in t.events
         ]
@@ -267,7 +268,7 @@ def test_durations_and_amplitudes_stay_in_range(subjects, fps):
             assert any(e.kind == "micro" for e in events)
         else:
             assert all(e.kind != "micro" for e in events)
-        for a, b in zip(events, events[1:]):
+        for a, b in itertools.pairwise(events):
             assert b.onset - a.offset >= cfg.min_gap_s * fps
         for e in events:
             seen.add(e.kind)
@@ -295,7 +296,7 @@ def test_planted_amplitude_is_the_largest_landmark_move_and_the_warp_is_local(su
     mouth, upper = range(48, 68), range(17, 48)  # landmarks each AU below must leave still
     far = {"1+2": mouth, "4": mouth, "12": upper, "L14": upper, "26": upper, "45": mouth}
     for au, idx in far.items():
-        pts, disp = displacements(p68, au, 2.5)
+        _, disp = displacements(p68, au, 2.5)
         assert np.hypot(*disp.T).max() == pytest.approx(2.5)
         field = event_field(p68, PlantedEvent(0, "s01", "micro", None, au, 0, 1, 2, 30.0, 2.5, 2.5), SIZE[::-1])
         mag = np.hypot(field[..., 0], field[..., 1])
@@ -341,7 +342,7 @@ def test_live_source_paces_frames_and_reports_planted_events(face_model):
     assert len(times) == 120 and times[1] == pytest.approx(1 / 30)
     planted = src.planted
     assert planted and planted[0].kind == "micro" and planted[0].onset >= 15
-    for a, b in zip(planted, planted[1:]):
+    for a, b in itertools.pairwise(planted):
         assert b.onset > a.offset
     live = SyntheticSource(fps=30.0, seed=3, duration_s=0.5, model_path=face_model)
     live.open()

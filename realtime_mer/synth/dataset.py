@@ -22,14 +22,13 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 
 from ..errors import UserError
+from ..media import Mp4Writer
 from .config import KINDS, SynthConfig
 from .emotions import EMOTION_AUS
 from .faces import Base, Subject, default_bases, make_subjects, read_base
@@ -48,45 +47,6 @@ EVENT_COLUMNS = (
 
 class DatasetError(UserError, ValueError):
     """A dataset folder is missing or malformed; the message says what and how to make one."""
-
-
-class Mp4Writer:
-    """BGR frames -> H.264 mp4 (libx264, yuv420p) at a constant ``fps``, with OpenCV's BT.601 conversion.
-
-    Args:
-        path: output file.
-        fps: frame rate (a fraction is derived, e.g. 29.97 -> 30000/1001).
-        size: ``(width, height)``, even numbers.
-        crf: libx264 constant rate factor (0 lossless).
-    """
-
-    def __init__(self, path: Path, fps: float, size: tuple[int, int], crf: int):
-        self._container = av.open(str(path), "w")
-        rate = Fraction(fps).limit_denominator(1001)
-        self._stream = self._container.add_stream("libx264", rate=rate)
-        self._stream.width, self._stream.height = size
-        self._stream.pix_fmt = "yuv420p"
-        self._stream.options = {"crf": str(crf), "preset": "veryfast"}
-        self._i420 = np.empty((size[1] * 3 // 2, size[0]), np.uint8)
-        self._n = 0
-
-    def write(self, image: np.ndarray) -> None:
-        """Append one ``(H, W, 3)`` uint8 BGR frame."""
-        cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420, dst=self._i420)
-        frame = av.VideoFrame.from_ndarray(self._i420, format="yuv420p")
-        frame.pts = self._n
-        self._n += 1
-        self._container.mux(self._stream.encode(frame))
-
-    def close(self) -> None:
-        self._container.mux(self._stream.encode(None))
-        self._container.close()
-
-    def __enter__(self) -> Mp4Writer:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 @dataclass(frozen=True)
