@@ -1,7 +1,8 @@
 """The ``realtime-mer`` command line.
 
-``realtime-mer --camera 0 | --video PATH | --rtsp URL [...]`` runs the live path; the other jobs are
-subcommands: ``doctor``, ``fetch-model``, ``bench``, ``models``, ``export``.
+``realtime-mer --camera 0 | --video PATH | --rtsp URL [...]`` runs the live path; ``realtime-mer monitor``
+watches many feeds unattended; the other jobs are subcommands: ``doctor``, ``fetch-model``, ``bench``,
+``models``, ``export``, ``synth``, ``eval-spotting``.
 """
 
 from __future__ import annotations
@@ -15,21 +16,66 @@ from collections.abc import Callable, Sequence
 log = logging.getLogger("realtime_mer")
 
 
-def _run_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="realtime-mer",
-        description="Spot facial micro-expressions live in cameras, video files and RTSP feeds.",
-        epilog="Other jobs: realtime-mer {" + ",".join(SUBCOMMANDS) + "} --help",
-    )
+EXIT_CODES = """exit status:
+  0    every feed ended or was stopped (Ctrl-C, SIGTERM, --max-seconds) and every record was delivered
+  1    an unexpected internal error (a traceback is printed)
+  2    bad input: usage, configuration, a source or sink that cannot be opened
+  3    a feed failed (gave up reconnecting, or a file broke mid-way); the others ran to the end
+  4    a sink could not deliver records (they are reported; a webhook keeps them in its spill file)
+  5    some events went out unlabelled because recognition failed (each carries an "error" field)
+  130  a second Ctrl-C stopped the run before it finished flushing"""
+
+
+def _run_parser(monitor: bool = False) -> argparse.ArgumentParser:
+    if monitor:
+        p = argparse.ArgumentParser(
+            prog="realtime-mer monitor",
+            description="Watch many feeds unattended: per-feed state, reconnection, health lines, Prometheus "
+            "metrics, JSON Lines with rotation, webhooks. Runs until stopped (SIGINT/SIGTERM flush and fsync "
+            "every sink) or --max-seconds.",
+            epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    else:
+        p = argparse.ArgumentParser(
+            prog="realtime-mer",
+            description="Spot facial micro-expressions live in cameras, video files and RTSP feeds.",
+            epilog="Other jobs: realtime-mer {" + ",".join(SUBCOMMANDS) + "} --help\n\n" + EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
     src = p.add_argument_group("sources (one or more)")
+    if monitor:
+        src.add_argument("--streams", action="append", default=[], metavar="FILE",
+                         help="feeds: a YAML list (name, url, per-feed settings; ${ENV} is expanded) or a "
+                         ".streams file with one source a line (repeatable)")
     src.add_argument("--camera", type=int, action="append", default=[], metavar="N", help="OpenCV camera index")
     src.add_argument("--video", action="append", default=[], metavar="PATH", help="a video file (PyAV)")
+    src.add_argument("--replay", action="append", default=[], metavar="PATH",
+                     help="a video file played at its own frame rate, as a live feed that loops (for trials)")
     src.add_argument("--rtsp", action="append", default=[], metavar="URL", help="an RTSP feed, read over TCP")
     src.add_argument("--demo", nargs="?", const="", default=None, metavar="SEED",
                      help="a live synthetic face with micro-expressions planted at random times")
     src.add_argument("--demo-fps", type=float, default=30.0, metavar="FPS", help="frame rate of --demo (30)")
-    p.add_argument("--events", default="-", metavar="PATH", help="JSON Lines output, '-' for stdout (default)")
-    p.add_argument("--display", action="store_true", help="show frame, aligned and magnified face, sigma trace")
+    out = p.add_argument_group("outputs")
+    out.add_argument("--events", default="-", metavar="PATH",
+                     help="JSON Lines of events and feed status changes, '-' for stdout (default)")
+    if monitor:
+        out.add_argument("--rotate-mb", type=float, default=None, metavar="MB",
+                         help="start a new events file when the current one passes MB megabytes")
+        out.add_argument("--rotate-daily", action="store_true", help="start a new events file at each UTC midnight")
+        out.add_argument("--health-s", type=float, default=5.0, metavar="S",
+                         help="log a health line per feed every S seconds (default 5; 0: never)")
+    out.add_argument("--webhook", action="append", default=[], metavar="URL",
+                     help="POST events in batches to URL; retried, spilled to disk while it is down")
+    out.add_argument("--output-video", metavar="PATH",
+                     help="write the overlay video (face box, track id, labels, spotting trace); "
+                     "'{stream}' in PATH is replaced per feed")
+    out.add_argument("--display", action="store_true", help="show frame, aligned and magnified face, sigma trace")
+    out.add_argument("--sink", action="append", default=[], metavar="KIND=TARGET",
+                     help="any registered sink (jsonl, webhook, video, display), e.g. --sink jsonl=copy.jsonl")
+    out.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                     help="serve Prometheus metrics on http://HOST:PORT/metrics")
+    out.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+                     help="address the metrics bind to (default 127.0.0.1; 0.0.0.0 for every interface)")
     p.add_argument("--max-seconds", type=float, default=None, metavar="N", help="stop cleanly after N seconds")
     p.add_argument("--config", metavar="PATH", help="pipeline YAML (default: configs/pipeline.yaml)")
     p.add_argument("--num-faces", type=int, default=None, metavar="N", help="faces tracked per stream")
@@ -44,21 +90,55 @@ def _run_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _cmd_run(argv: Sequence[str]) -> int:
-    args = _run_parser().parse_args(argv)
-    _setup_logging(args.log_level)
-    from .evaluate import demo_report
-    from .pipeline import SourceSpec, load_pipeline_config, run_pipeline
-    from .sinks import CollectSink
+def _specs(args: argparse.Namespace) -> list:
+    from .feeds import SourceSpec, read_streams_file
 
-    specs = (
-        [SourceSpec("camera", c) for c in args.camera]
-        + [SourceSpec("video", v) for v in args.video]
-        + [SourceSpec("rtsp", u) for u in args.rtsp]
-        + ([SourceSpec("demo", f"{args.demo}:{args.demo_fps}")] if args.demo is not None else [])
-    )
+    specs = [s for f in getattr(args, "streams", []) for s in read_streams_file(f)]
+    specs += [SourceSpec("camera", c) for c in args.camera]
+    specs += [SourceSpec("video", v) for v in args.video]
+    specs += [SourceSpec("replay", v) for v in args.replay]
+    specs += [SourceSpec("rtsp", u) for u in args.rtsp]
+    if args.demo is not None:
+        specs.append(SourceSpec("demo", f"{args.demo}:{args.demo_fps}"))
+    return specs
+
+
+def _sinks(parser: argparse.ArgumentParser, args: argparse.Namespace, config, monitor: bool) -> list:
+    """The sinks the flags ask for, each with its settings from the config's ``sinks`` section."""
+    from .sinks import make_sink
+
+    options = {kind: dict(v or {}) for kind, v in config.sinks.items()}
+    if monitor:
+        if args.rotate_mb is not None:
+            options.setdefault("jsonl", {})["rotate_mb"] = args.rotate_mb
+        if args.rotate_daily:
+            options.setdefault("jsonl", {})["rotate_daily"] = True
+    wanted = [("jsonl", args.events)]
+    wanted += [("webhook", url) for url in args.webhook]
+    if args.output_video:
+        wanted.append(("video", args.output_video))
+    if args.display:
+        wanted.append(("display", ""))
+    for item in args.sink:
+        kind, sep, target = item.partition("=")
+        if not sep:
+            parser.error(f"--sink takes KIND=TARGET, got {item!r}")
+        wanted.append((kind.strip(), target))
+    return [make_sink(kind, target, options.get(kind)) for kind, target in wanted]
+
+
+def _cmd_run(argv: Sequence[str], monitor: bool = False) -> int:
+    parser = _run_parser(monitor)
+    args = parser.parse_args(argv)
+    _setup_logging(args.log_level)
+    from .evaluate import DemoScore, demo_report
+    from .metrics import Metrics
+    from .pipeline import Pipeline, load_pipeline_config
+
+    specs = _specs(args)
     if not specs:
-        _run_parser().error("give at least one source: --camera N, --video PATH, --rtsp URL or --demo")
+        parser.error("give at least one source: " + ("--streams FILE, " if monitor else "")
+                     + "--camera N, --video PATH, --rtsp URL or --demo")
     overrides: dict = {}
     if args.num_faces is not None:
         overrides.setdefault("face", {})["num_faces"] = args.num_faces
@@ -69,14 +149,47 @@ def _cmd_run(argv: Sequence[str]) -> int:
     if args.no_recognize:
         overrides["recognize"]["model"] = None
     config = load_pipeline_config(args.config, overrides)
-    spotted = CollectSink()
-    summary = run_pipeline(specs, config, events=args.events, display=args.display, max_seconds=args.max_seconds,
-                           extra_sinks=[spotted])
+    sinks = _sinks(parser, args, config, monitor)
+    demo = DemoScore({"synthetic"}) if args.demo is not None else None
+    metrics = Metrics()
+    pipeline = Pipeline(specs, config, [*sinks, *([demo] if demo else [])], metrics=metrics, monitor=monitor,
+                        health_s=args.health_s if monitor else 0.0)
+    if args.metrics_port is not None:
+        metrics.serve(args.metrics_port, args.metrics_host)
+    restore = _stop_on_signals(pipeline)
+    try:
+        summary = pipeline.run(args.max_seconds)
+    finally:
+        restore()
+        metrics.close()
     log.info("%s", summary.describe())
     for stream in summary.streams:
-        if stream.planted:
-            log.info("%s", demo_report(stream.planted, [e for e in spotted.events if e.stream == stream.stream]))
-    return 0
+        if stream.planted and demo is not None:
+            log.info("%s", demo_report(stream.planted, demo.events))
+    return summary.exit_code
+
+
+def _cmd_monitor(argv: Sequence[str]) -> int:
+    return _cmd_run(argv, monitor=True)
+
+
+def _stop_on_signals(pipeline) -> Callable[[], None]:
+    """SIGINT and SIGTERM ask ``pipeline`` to stop and flush; a second one stops at once. Returns a
+    function that puts the previous handlers back."""
+    import signal
+
+    def handler(signum: int, _frame) -> None:
+        if pipeline.stop_reason:
+            raise KeyboardInterrupt  # a second signal: the user wants out now
+        pipeline.stop(f"{signal.Signals(signum).name} received")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
 
 
 def _cmd_synth(argv: Sequence[str]) -> int:
@@ -208,6 +321,7 @@ def _cmd_bench(argv: Sequence[str]) -> int:
 
 
 SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "monitor": _cmd_monitor,
     "doctor": _cmd_doctor,
     "fetch-model": _cmd_fetch_model,
     "bench": _cmd_bench,

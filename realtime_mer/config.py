@@ -7,6 +7,8 @@ dataclass from a mapping and where the YAML files live.
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -26,6 +28,27 @@ CONFIG_DIRS = (
 
 class ConfigError(UserError, ValueError):
     """A configuration value or file is wrong; the message says which and what is expected."""
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env(text: str, where: str) -> str:
+    """``text`` with every ``${NAME}`` replaced by the environment variable NAME (so secrets need not
+    be written in files); ConfigError naming ``where`` if one is not set.
+
+    >>> os.environ["REALTIME_MER_DOC"] = "s3cret"
+    >>> expand_env("rtsp://admin:${REALTIME_MER_DOC}@cam/live", "feed 1")
+    'rtsp://admin:s3cret@cam/live'
+    """
+
+    def value(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in os.environ:
+            raise ConfigError(f"{where}: environment variable {name} is not set (used as ${{{name}}})")
+        return os.environ[name]
+
+    return _ENV.sub(value, text)
 
 
 def find_config(name: str) -> Path:
@@ -85,12 +108,16 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)] if args else list(value)
     if origin is dict:
+        if value is None:  # an empty YAML section
+            return {}
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         return dict(value)
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
+        if value is None:  # an empty YAML section (``recognize:`` with nothing under it): the defaults
+            return from_mapping(tp, {}, where)
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {value!r}")
         return from_mapping(tp, value, where)

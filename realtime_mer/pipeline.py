@@ -1,20 +1,29 @@
 """Wires the stages: capture threads -> per-stream face/EVM/spotting workers -> event stage -> sinks.
 
-One capture thread and one worker thread per stream; one event thread for all streams. Every
-hand-off is a bounded queue. Per track the worker keeps a pre-allocated ring of aligned faces, a
-magnifier and a spotter; a spotted interval goes to the event stage with copies of its onset and
-apex crops, where a recognizer (when configured) turns them into class probabilities.
+One capture thread and one worker thread per feed; one event thread for all feeds. Every hand-off
+is bounded. Per track the worker keeps a pre-allocated ring of aligned faces, a magnifier and a
+spotter; a spotted interval goes to the event stage (once its offset frame has been seen) with
+copies of its onset and apex crops, where a recognizer (when configured) turns them into class
+probabilities, and every sink gets the event.
+
+Nothing is lost on the way: a frame a stage fails on is skipped and counted; a batch the
+recognizer fails on goes out unlabelled with an ``error``; a sink that fails is retried, then
+reported; a feed that fails is reported in the summary and in the exit status; shutdown (end of
+the feeds, ``--max-seconds``, SIGINT/SIGTERM) flushes every track and fsyncs every sink.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,23 +31,36 @@ import numpy as np
 
 from .buffer import FaceRing
 from .capture import CaptureConfig, CaptureThread, open_source
-from .config import find_config, from_mapping, load_yaml
+from .config import ConfigError, find_config, from_mapping, load_yaml
 from .face import FaceConfig, FaceStage
+from .feeds import SourceSpec, check_names
 from .magnify import MagnifyConfig, make_magnifier
+from .metrics import FeedSnapshot, Metrics
 from .recognize import RecognizeConfig, Recognizer
-from .sinks import JsonlSink, Sink
+from .sinks import FrameSink, GuardedFrameSink, GuardedSink, JsonlSink, Sink, sink_class
 from .spotting import SpotConfig, Spotter, eye_mask
-from .types import AlignedFace, Event, FaceObs, Frame, Interval
+from .types import AlignedFace, Event, FaceObs, Frame, FrameView, Interval, Status, TrackView, utc_iso, wall_of
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "EventStage",
+    "Pipeline",
+    "PipelineConfig",
+    "RunSummary",
+    "SourceSpec",
+    "Spotted",
+    "StreamProcessor",
+    "StreamSummary",
+    "StreamWorker",
+    "load_pipeline_config",
+    "merge_config",
+    "run_pipeline",
+]
 
-@dataclass(frozen=True)
-class SourceSpec:
-    """A source as the command line names it."""
-
-    kind: Literal["camera", "video", "rtsp", "demo"]
-    target: str | int
+# exit statuses of a run (documented in the README and ``realtime-mer --help``)
+EXIT_OK, EXIT_FEED_FAILED, EXIT_SINK_FAILED, EXIT_RECOGNITION_FAILED = 0, 3, 4, 5
+MAX_FAILED_FRAMES = 100  # frames in a row a worker may fail on before it gives its feed up
 
 
 @dataclass
@@ -53,6 +75,8 @@ class PipelineConfig:
         buffer_seconds: how much aligned-face history each track keeps (longest event + margin), s.
         track_timeout_s: a track unseen for this long is closed (its pending interval flushed), s.
         event_queue: bound of the worker -> event stage queue (intervals waiting for recognition).
+        sinks: settings of each sink kind by name (``jsonl``, ``webhook``, ``video``, ``display``),
+            validated against that sink's ``Config``.
     """
 
     capture: CaptureConfig = field(default_factory=CaptureConfig)
@@ -64,21 +88,46 @@ class PipelineConfig:
     buffer_seconds: float = 6.0
     track_timeout_s: float = 1.0
     event_queue: int = 64
+    sinks: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for kind, options in self.sinks.items():
+            from_mapping(sink_class(kind).Config, options or {}, f"sinks.{kind}")
 
 
-def load_pipeline_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+def load_pipeline_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> PipelineConfig:
     """The pipeline config from ``path`` (default ``configs/pipeline.yaml``), then ``overrides`` per section."""
     data = load_yaml(path if path is not None else find_config("pipeline"))
-    for section, values in (overrides or {}).items():
-        data.setdefault(section, {}).update(values)
-    return from_mapping(PipelineConfig, data, "pipeline")
+    return from_mapping(PipelineConfig, _merged(data, overrides or {}), "pipeline")
+
+
+def merge_config(base: PipelineConfig, overrides: Mapping[str, Any]) -> PipelineConfig:
+    """``base`` with ``overrides`` (a mapping of sections, as in the YAML) merged over it, validated."""
+    if not overrides:
+        return base
+    return from_mapping(PipelineConfig, _merged(asdict(base), overrides), "pipeline")
+
+
+def _merged(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with each mapping in ``overrides`` merged into its section (other values replace)."""
+    out = copy.deepcopy(dict(data))
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping | None):
+            out[key] = {**(out.get(key) or {}), **value}
+        else:
+            out[key] = value
+    return out
 
 
 @dataclass
 class StageClock:
-    """Per-stage wall times (ms) of one stream, kept in a fixed ring for medians."""
+    """Per-stage wall times (ms) of one stream, kept in a fixed ring for medians.
+
+    ``observe(stage, seconds)``, when given, also receives every time (the metrics histograms).
+    """
 
     size: int = 512
+    observe: Callable[[str, float], None] | None = None
     times: dict[str, np.ndarray] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -87,6 +136,8 @@ class StageClock:
         n = self.counts.get(stage, 0)
         arr[n % self.size] = ms
         self.counts[stage] = n + 1
+        if self.observe is not None:
+            self.observe(stage, ms * 1e-3)
 
     def medians(self) -> dict[str, float]:
         return {k: float(np.median(v[: min(self.counts[k], self.size)])) for k, v in self.times.items()}
@@ -97,10 +148,12 @@ class _Track:
     ring: FaceRing
     magnifier: Any
     spotter: Spotter
+    fps: float
     last_seen: float
     last_obs: FaceObs | None = None
     last_face: AlignedFace | None = None
     magnified: np.ndarray | None = None
+    waiting: list[Interval] = field(default_factory=list)  # closed, but the offset frame is still to come
 
 
 @dataclass(frozen=True)
@@ -111,8 +164,10 @@ class Spotted:
         stream, track, interval: where and when.
         onset, apex: ``(h, w, 3)`` uint8 aligned crops of the onset and apex frames.
         bbox: the track's face box in the frame when the interval closed, px.
-        offset_captured: ``time.monotonic()`` capture time of the offset frame, s.
-        spotted_at: ``time.monotonic()`` when the spotter closed the interval, s.
+        onset_captured: ``time.monotonic()`` capture time of the onset frame, s.
+        offset_captured: ``time.monotonic()`` capture time of the offset frame, s (the interval is
+            handed on only once that frame has been seen).
+        spotted_at: ``time.monotonic()`` when it was handed on, s.
     """
 
     stream: str
@@ -121,63 +176,108 @@ class Spotted:
     onset: np.ndarray
     apex: np.ndarray
     bbox: tuple[float, float, float, float]
+    onset_captured: float
     offset_captured: float
     spotted_at: float
 
 
 @dataclass
 class StreamSummary:
-    """What one stream did, for the closing log line and for tests."""
+    """What one stream did, for the closing log line, the exit status and tests.
+
+    ``state`` is the feed's last state (``running`` for a live feed stopped while healthy) and
+    ``error`` why it failed, if it did.
+    """
 
     stream: str
     frames: int = 0
     frames_with_face: int = 0
     dropped: int = 0
     bad_frames: int = 0
+    failed_frames: int = 0
     reconnects: int = 0
     fps: float = 0.0
     intervals: int = 0
+    events: int = 0
+    restarts: int = 0
+    state: str | None = None
+    error: str | None = None
     stage_ms: dict[str, float] = field(default_factory=dict)
     planted: tuple = ()  # a synthetic source's planted events (ground truth), empty for real sources
 
 
 @dataclass
 class RunSummary:
+    """What the run did; :attr:`exit_code` is the process's exit status."""
+
     streams: list[StreamSummary]
     events: int
     seconds: float
+    sinks: dict[str, dict[str, int]] = field(default_factory=dict)
+    recognition_errors: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        """0 all well; 3 a feed failed; 4 a sink could not deliver records; 5 some events went out
+        unlabelled because recognition failed (the first that applies, in this order)."""
+        if any(s.state == "failed" for s in self.streams):
+            return EXIT_FEED_FAILED
+        if any(v["failed"] or v["pending"] for v in self.sinks.values()):
+            return EXIT_SINK_FAILED
+        if self.recognition_errors:
+            return EXIT_RECOGNITION_FAILED
+        return EXIT_OK
 
     def describe(self) -> str:
         parts = [f"{self.events} events in {self.seconds:.1f} s"]
         for s in self.streams:
             stages = ", ".join(f"{k} {v:.2f} ms" for k, v in s.stage_ms.items())
-            parts.append(
-                f"{s.stream}: {s.frames} frames ({s.frames_with_face} with a face) at {s.fps:.1f} fps, "
-                f"{s.dropped} dropped, {s.bad_frames} bad, {s.reconnects} reconnects; medians: {stages}"
-            )
+            line = (f"{s.stream}: {s.state or 'not started'}, {s.frames} frames ({s.frames_with_face} with a face) "
+                    f"at {s.fps:.1f} fps, {s.dropped} dropped, {s.bad_frames} bad, {s.failed_frames} failed, "
+                    f"{s.reconnects} reconnects, {s.events} events; medians: {stages}")
+            parts.append(line + (f"; error: {s.error}" if s.error else ""))
+        for name, v in self.sinks.items():
+            if v["failed"] or v["pending"]:
+                parts.append(f"sink {name}: {v['delivered']} delivered, {v['failed']} failed, {v['pending']} "
+                             "still pending")
+        if self.recognition_errors:
+            parts.append(f"{self.recognition_errors} events unlabelled because recognition failed")
         return "; ".join(parts)
 
 
 class StreamProcessor:
     """One stream's signal path, frame by frame: faces, then per track the ring, EVM and spotting.
 
+    A new session of a live feed (a reconnection) or a change of frame size restarts the face
+    stage and every track, as a new stream would: the frames of a session give the events that a
+    recording of that session gives. An interval is handed on once the frame at its offset has
+    been seen (at the end of a stream, a later offset is cut to the last frame).
+
     Args:
         stream: stream id.
         config: the pipeline config.
-        fps: the stream's frame rate now (Hz); called when a track starts, so it sees the measured rate.
+        fps: the stream's frame rate now (Hz); read when a track starts and every second after.
+        observe: receives ``(stage, seconds)`` of every stage timing (metrics).
     """
 
-    def __init__(self, stream: str, config: PipelineConfig, fps: Callable[[], float]) -> None:
+    RATE_EVERY = 30  # frames between rate checks
+
+    def __init__(self, stream: str, config: PipelineConfig, fps: Callable[[], float],
+                 observe: Callable[[str, float], None] | None = None) -> None:
         self.stream = stream
         self.config = config
         self.fps = fps
         self.faces = FaceStage(config.face)
         self.tracks: dict[int, _Track] = {}
-        self.clock = StageClock()
+        self.clock = StageClock(observe=observe)
         self.frames = 0
         self.frames_with_face = 0
         self.intervals = 0
+        self.restarts = 0
         self.found: list[tuple[FaceObs, AlignedFace]] = []
+        self._session: int | None = None
+        self._shape: tuple[int, ...] | None = None
+        self._last: Frame | None = None
 
     def _new_track(self, face: AlignedFace) -> _Track:
         fps = self.fps()
@@ -187,18 +287,27 @@ class StreamProcessor:
             ring=FaceRing(capacity, shape),
             magnifier=make_magnifier(self.config.magnify, shape, fps),
             spotter=Spotter(fps, self.config.spot, shape, eyes=eye_mask(shape[:2], face.points68)),
+            fps=fps,
             last_seen=face.t,
         )
 
     def process(self, frame: Frame) -> list[Spotted]:
-        """Run one frame through every stage; the intervals that closed at this frame."""
+        """Run one frame through every stage; the intervals whose offset frame is this one or earlier."""
+        out: list[Spotted] = []
+        if self._last is not None and (frame.session != self._session or frame.image.shape != self._shape):
+            why = (f"session {frame.session} of the feed" if frame.session != self._session
+                   else f"the frame size changed from {self._shape} to {frame.image.shape}")
+            log.info("%s: %s; restarting its tracks", self.stream, why)
+            out += self.restart()
+        self._session, self._shape = frame.session, frame.image.shape
         self.frames += 1
+        if self.frames % self.RATE_EVERY == 0:
+            self._follow_rate()
         t0 = time.perf_counter()
         self.found = self.faces.process(frame)
         self.clock.add("face", (time.perf_counter() - t0) * 1e3)
         if self.found:
             self.frames_with_face += 1
-        out: list[Spotted] = []
         for obs, face in self.found:
             track = self.tracks.get(face.track)
             if track is None:
@@ -209,12 +318,34 @@ class StreamProcessor:
             track.magnified = track.magnifier.process(face.image)
             t2 = time.perf_counter()
             watched = face.image if self.config.spot_input == "aligned" else track.magnified
-            done = track.spotter.update(face.index, face.t, watched)
+            track.waiting += track.spotter.update(face.index, face.t, watched)
             self.clock.add("evm", (t2 - t1) * 1e3)
             self.clock.add("spot", (time.perf_counter() - t2) * 1e3)
-            out.extend(s for iv in done if (s := self._spotted(face.track, track, iv)) is not None)
+        self._last = frame
+        for track_id, track in self.tracks.items():
+            out += self._due(track_id, track, frame)
         for track_id in [k for k, v in self.tracks.items() if frame.t - v.last_seen > self.config.track_timeout_s]:
-            out.extend(self._close_track(track_id))
+            out += self._close_track(track_id)
+        return out
+
+    def view(self, frame: Frame) -> FrameView:
+        """What the frame sinks see of the frame just processed (copies of the traces)."""
+        points = tuple(obs.points68 for obs, _ in self.found)
+        tracks = []
+        for tid in sorted(self.tracks):
+            tr = self.tracks[tid]
+            h = tr.spotter.history()
+            face = tr.last_face if tr.last_face is not None and tr.last_face.index == frame.index else None
+            tracks.append(TrackView(tid, tr.last_obs.bbox if tr.last_obs else (0.0, 0.0, 0.0, 0.0), face,
+                                    tr.magnified, h.sigma, h.t, self.config.spot.threshold, tr.spotter.active))
+        return FrameView(frame, self.fps(), points, tuple(tracks))
+
+    def restart(self) -> list[Spotted]:
+        """End every track (flushing its intervals) and start the face stage afresh."""
+        out = [s for track_id in list(self.tracks) for s in self._close_track(track_id)]
+        self.faces.close()
+        self.faces = FaceStage(self.config.face)
+        self.restarts += 1
         return out
 
     def close(self) -> list[Spotted]:
@@ -223,47 +354,196 @@ class StreamProcessor:
         self.faces.close()
         return out
 
-    def _close_track(self, track_id: int) -> list[Spotted]:
-        track = self.tracks.pop(track_id)
-        return [s for iv in track.spotter.flush() if (s := self._spotted(track_id, track, iv)) is not None]
+    def _follow_rate(self) -> None:
+        """Give tracks between movements the stream's rate when it moved by more than 5 %."""
+        rate = self.fps()
+        for track in self.tracks.values():
+            if abs(rate - track.fps) > 0.05 * track.fps and not track.spotter.active:
+                log.info("%s: frame rate %.2f -> %.2f Hz", self.stream, track.fps, rate)
+                track.spotter.set_fps(rate)
+                track.magnifier.set_fps(rate)
+                track.fps = rate
 
-    def _spotted(self, track_id: int, track: _Track, interval: Interval) -> Spotted | None:
+    def _due(self, track_id: int, track: _Track, frame: Frame) -> list[Spotted]:
+        """The waiting intervals of a track whose offset frame has now been seen."""
+        out, keep = [], []
+        for iv in track.waiting:
+            if iv.offset > frame.index:
+                keep.append(iv)
+                continue
+            slot = track.ring.slot(iv.offset) if iv.offset < frame.index else None
+            captured = frame.captured if slot is None else float(track.ring.captured[slot])
+            if (s := self._spotted(track_id, track, iv, captured)) is not None:
+                out.append(s)
+        track.waiting = keep
+        return out
+
+    def _close_track(self, track_id: int) -> list[Spotted]:
+        """End a track: its waiting and pending intervals, offsets cut to the last frame seen."""
+        track = self.tracks.pop(track_id)
+        last = self._last
+        out = []
+        for iv in [*track.waiting, *track.spotter.flush()]:
+            if last is None:
+                break
+            if iv.offset > last.index:
+                iv = replace(iv, offset=last.index, t_offset=iv.t_offset - (iv.offset - last.index) / track.fps)
+            slot = track.ring.slot(iv.offset)
+            captured = float(track.ring.captured[slot]) if slot is not None else last.captured
+            if (s := self._spotted(track_id, track, iv, captured)) is not None:
+                out.append(s)
+        return out
+
+    def _spotted(self, track_id: int, track: _Track, interval: Interval, offset_captured: float) -> Spotted | None:
         self.intervals += 1
-        onset, apex = track.ring.get(interval.onset), track.ring.get(interval.apex)
-        if onset is None or apex is None:
+        onset_slot = track.ring.slot(interval.onset)
+        apex = track.ring.get(interval.apex)
+        if onset_slot is None or apex is None:
             log.warning("interval %s of track %d is older than the ring buffer; raise buffer_seconds",
                         interval, track_id)
             return None
-        off = track.ring.slot(interval.offset)
-        return Spotted(self.stream, track_id, interval, onset[2].copy(), apex[2].copy(),
+        return Spotted(self.stream, track_id, interval, track.ring.images[onset_slot].copy(), apex[2].copy(),
                        track.last_obs.bbox if track.last_obs else (0.0, 0.0, 0.0, 0.0),
-                       float(track.ring.captured[off]) if off is not None else time.monotonic(),
-                       time.monotonic())
+                       float(track.ring.captured[onset_slot]), offset_captured, time.monotonic())
+
+
+class EventStage(threading.Thread):
+    """Turns pending intervals into events and hands them, and the feeds' status changes, to the sinks.
+
+    Whatever is queued when the stage wakes up (up to the recognizer's batch size) is recognized in
+    one engine call, so tracks and streams share the engine's batches. Sinks are called from this
+    thread only, in order.
+    """
+
+    def __init__(self, sinks: Sequence[GuardedSink], recognizer: Recognizer | None, metrics: Metrics,
+                 maxsize: int = 64, flush_s: float = 1.0) -> None:
+        super().__init__(name="events", daemon=True)
+        self.pending: queue.Queue[Spotted | None] = queue.Queue(maxsize=maxsize)
+        self.sinks = list(sinks)
+        self.recognizer = recognizer
+        self.metrics = metrics
+        self.flush_s = flush_s
+        self.run_id = uuid.uuid4().hex[:12]
+        self.count = 0
+        self.per_stream: Counter[str] = Counter()
+        self.recognition_errors = 0
+        self._statuses: deque[Status] = deque()
+
+    def put_status(self, status: Status) -> None:
+        """Queue a feed's change of state (from any thread; rare, so never blocks)."""
+        self._statuses.append(status)
+
+    def run(self) -> None:
+        limit = self.recognizer.config.max_batch if self.recognizer else 64
+        next_flush = time.monotonic() + self.flush_s
+        done = False
+        while not done:
+            self._send_statuses()
+            try:
+                batch = [self.pending.get(timeout=0.1)]
+            except queue.Empty:
+                batch = []
+            while batch and batch[-1] is not None and len(batch) < limit:
+                try:
+                    batch.append(self.pending.get_nowait())
+                except queue.Empty:
+                    break
+            if batch and batch[-1] is None:
+                done = True
+                batch.pop()
+            if batch:
+                try:
+                    self._handle(batch)  # type: ignore[arg-type]
+                except Exception:  # a bug here must not stop the events behind this batch
+                    log.exception("event stage: a batch of %d intervals could not be handled", len(batch))
+            if done or time.monotonic() >= next_flush:
+                self._send_statuses()
+                for sink in self.sinks:
+                    sink.flush()
+                next_flush = time.monotonic() + self.flush_s
+
+    def _send_statuses(self) -> None:
+        while self._statuses:
+            status = self._statuses.popleft()
+            for sink in self.sinks:
+                sink.emit(status)
+
+    def _recognize(self, items: list[Spotted]) -> tuple[list[Any] | None, str | None]:
+        if self.recognizer is None:
+            return None, None
+        try:
+            return self.recognizer.classify([(p.onset, p.apex) for p in items]), None
+        except Exception as e:  # the events still go out, unlabelled, with the reason
+            self.recognition_errors += len(items)
+            self.metrics.recognition_errors.labels(model=self.recognizer.name).inc(len(items))
+            log.error("recognition failed for %d event(s); they go out unlabelled: %s: %s", len(items),
+                      type(e).__name__, e)
+            return None, f"recognition failed: {type(e).__name__}: {e}"
+
+    def _handle(self, items: list[Spotted]) -> None:
+        results, error = self._recognize(items)
+        now = time.monotonic()
+        for k, item in enumerate(items):
+            latency = {"after_offset": (now - item.offset_captured) * 1e3, "queue": (now - item.spotted_at) * 1e3}
+            extra: dict[str, Any] = {"error": error}
+            if results is not None:
+                r = results[k]
+                latency.update({"input": r.input_ms, "engine": r.engine_ms})
+                extra.update(label=r.label, probs=r.probs, model=self.recognizer.name)  # type: ignore[union-attr]
+                self.metrics.stage.labels(stream=item.stream, stage="input").observe(r.input_ms * 1e-3)
+                self.metrics.stage.labels(stream=item.stream, stage="engine").observe(r.engine_ms * 1e-3)
+            self.count += 1
+            event = Event(stream=item.stream, track=item.track, interval=item.interval,
+                          id=f"{self.run_id}-{self.count}", utc=utc_iso(wall_of(item.onset_captured)),
+                          latency_ms=latency, **extra)
+            for sink in self.sinks:
+                sink.emit(event)
+            self.per_stream[item.stream] += 1
+            self.metrics.events.labels(stream=item.stream, kind=item.interval.kind,
+                                       label=event.label or "none").inc()
+            self.metrics.event_latency.labels(stream=item.stream).observe(latency["after_offset"] * 1e-3)
 
 
 class StreamWorker(threading.Thread):
-    """Runs one stream's :class:`StreamProcessor` on the frames of its capture thread."""
+    """Runs one feed's :class:`StreamProcessor` on the frames of its capture thread.
 
-    def __init__(self, capture: CaptureThread, config: PipelineConfig, events: queue.Queue[Spotted | None],
-                 display: queue.Queue | None = None) -> None:
+    A frame that a stage fails on is skipped and counted (``failed_frames``); after
+    ``MAX_FAILED_FRAMES`` in a row the feed is given up (``failed``).
+    """
+
+    def __init__(self, capture: CaptureThread, processor: StreamProcessor, events: EventStage,
+                 frame_sinks: Sequence[GuardedFrameSink] = ()) -> None:
         super().__init__(name=f"worker-{capture.stream}", daemon=True)
         self.capture = capture
+        self.processor = processor
         self.events = events
-        self.display = display
-        self.processor = StreamProcessor(capture.stream, config, self._fps)
+        self.frame_sinks = list(frame_sinks)
         self.summary = StreamSummary(capture.stream)
+        self.failed_frames = 0
+        self.faces = 0
+        self._done: deque[float] = deque(maxlen=30)  # monotonic times of the last processed frames
         self._halt = threading.Event()
-        self.error: BaseException | None = None
 
     def stop(self) -> None:
         self._halt.set()
 
-    def _fps(self) -> float:
-        fps = self.capture.stats().fps
-        return fps if fps and math.isfinite(fps) and fps > 0 else 30.0
+    def fps_processed(self) -> float | None:
+        """Frames processed per second of wall time, over the last 30."""
+        done = list(self._done)
+        span = done[-1] - done[0] if len(done) > 1 else 0.0
+        return (len(done) - 1) / span if span > 0 else None
+
+    def snapshot(self) -> FeedSnapshot:
+        """The feed's counters for the metrics and the health line."""
+        c = self.capture.stats()
+        return FeedSnapshot(frames=c.frames_read, processed=self.processor.frames, dropped=c.dropped,
+                            bad_frames=c.bad_frames, failed_frames=self.failed_frames, reconnects=c.reconnects,
+                            state=c.state, queued=c.queued, fps_in=c.fps, fps_processed=self.fps_processed(),
+                            faces=self.faces)
 
     def run(self) -> None:
         p = self.processor
+        in_a_row = 0
         try:
             while not self._halt.is_set():
                 frame = self.capture.get(timeout=0.1)
@@ -271,157 +551,220 @@ class StreamWorker(threading.Thread):
                     if self.capture.finished:
                         break
                     continue
-                for item in p.process(frame):
-                    self.events.put(item)  # bounded: a slow recognizer slows spotting, nothing is lost
-                if self.display is not None:
-                    self._show(frame)
-        except BaseException as e:  # reported by run_pipeline after the join
-            self.error = e
-            log.exception("stream %s stopped", self.capture.stream)
+                try:
+                    spotted = p.process(frame)
+                    in_a_row = 0
+                except Exception as e:  # one bad frame must not end the feed
+                    self.failed_frames += 1
+                    in_a_row += 1
+                    if self.failed_frames <= 3 or self.failed_frames % 100 == 0:
+                        log.exception("%s: frame %d skipped (%d so far)", self.capture.stream, frame.index,
+                                      self.failed_frames)
+                    if in_a_row >= MAX_FAILED_FRAMES:
+                        self.capture.fail(RuntimeError(f"{in_a_row} frames in a row failed; last: "
+                                                       f"{type(e).__name__}: {e}"))
+                        break
+                    continue
+                for item in spotted:
+                    self.events.pending.put(item)  # bounded: a slow recognizer slows spotting, nothing is lost
+                self.faces = len(p.found)
+                self._done.append(time.monotonic())
+                if self.frame_sinks:
+                    view = p.view(frame)
+                    for sink in self.frame_sinks:
+                        sink.frame(view)
         finally:
             for item in p.close():
-                self.events.put(item)
+                self.events.pending.put(item)
             stats = self.capture.stats()
             s = self.summary
             s.frames, s.frames_with_face, s.intervals = p.frames, p.frames_with_face, p.intervals
-            s.dropped, s.bad_frames, s.reconnects, s.fps = stats.dropped, stats.bad_frames, stats.reconnects, stats.fps
-            s.stage_ms = p.clock.medians()
+            s.dropped, s.bad_frames, s.reconnects, s.fps = stats.dropped, stats.bad_frames, stats.reconnects, stats.rate
+            s.failed_frames, s.restarts, s.stage_ms = self.failed_frames, p.restarts, p.clock.medians()
             s.planted = tuple(getattr(self.capture.source, "planted", ()))
 
-    def _show(self, frame: Frame) -> None:
-        from .display import render_dashboard
 
-        image = render_dashboard(frame, self.processor.found, self.processor.tracks)
-        try:
-            self.display.put_nowait((self.capture.stream, image))
-        except queue.Full:
-            pass
+class Pipeline:
+    """Runs feeds through the signal path into sinks until they end, ``max_seconds`` pass, or
+    :meth:`stop` (SIGINT/SIGTERM handlers call it); used by ``realtime-mer`` and ``realtime-mer monitor``.
 
+    Order of work: the sources are checked (files opened: a wrong path fails at once), then the
+    recognizer loads and the per-feed stages are built and warmed up, and only then do the
+    sources start delivering frames, so a live feed drops nothing while models load.
 
-class EventStage(threading.Thread):
-    """Turns pending intervals into events and hands them to the sinks, in arrival order.
-
-    Whatever is queued when the stage wakes up (up to the recognizer's batch size) is recognized in
-    one engine call, so tracks and streams share the engine's batches.
+    Args:
+        specs: the feeds.
+        config: the pipeline config (each feed's ``settings`` are merged over it).
+        sinks: record and/or frame sinks (see :mod:`realtime_mer.sinks`).
+        metrics: where the metrics go (a fresh registry by default).
+        monitor: keep going when a live feed does not open at first (retried like a broken one)
+            instead of failing the run.
+        health_s: log a health line per feed this often, s (0: never).
     """
 
-    def __init__(self, pending: queue.Queue[Spotted | None], sinks: Sequence[Sink],
-                 recognizer: Recognizer | None) -> None:
-        super().__init__(name="events", daemon=True)
-        self.pending = pending
-        self.sinks = list(sinks)
-        self.recognizer = recognizer
-        self.count = 0
-        self.error: BaseException | None = None
+    def __init__(self, specs: Sequence[SourceSpec], config: PipelineConfig, sinks: Sequence[Any] = (), *,
+                 metrics: Metrics | None = None, monitor: bool = False, health_s: float = 0.0) -> None:
+        if not specs:
+            raise ConfigError("no feeds: give at least one source")
+        check_names(specs, "sources")
+        self.specs = list(specs)
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self.record_sinks = [GuardedSink(s) for s in sinks if isinstance(s, Sink)]
+        self.frame_sinks = [GuardedFrameSink(s) for s in sinks if isinstance(s, FrameSink)]
+        self._pollers = [s for s in sinks if callable(getattr(s, "poll", None))]
+        self.monitor = monitor
+        self.health_s = health_s
+        self._stop = threading.Event()
+        self.stop_reason = ""
 
-    def run(self) -> None:
-        limit = self.recognizer.config.max_batch if self.recognizer else 64
-        done = False
+    def stop(self, reason: str = "stop requested") -> None:
+        """Ask the run to stop and flush (safe from a signal handler or another thread)."""
+        self.stop_reason = reason
+        self._stop.set()
+
+    def run(self, max_seconds: float | None = None) -> RunSummary:
+        """Run until every feed ended (or failed), ``max_seconds`` passed, or :meth:`stop`; flush every
+        event and sink; return the summary (its ``exit_code`` tells failures)."""
+        start = time.monotonic()
+        feeds = [self._source(spec) for spec in self.specs]
+        recognizer: Recognizer | None = None
+        stage: EventStage | None = None
+        workers: list[StreamWorker] = []
         try:
-            while not done:
-                batch = [self.pending.get()]
-                while len(batch) < limit:
-                    try:
-                        batch.append(self.pending.get_nowait())
-                    except queue.Empty:
-                        break
-                if batch[-1] is None:
-                    done = True
-                    batch.pop()
-                self._handle([b for b in batch if b is not None])
-        except BaseException as e:  # reported by run_pipeline after the join
-            self.error = e
-            log.exception("event stage stopped")
-            while self.pending.get() is not None:  # keep the workers from blocking on a full queue
-                pass
-
-    def _handle(self, items: list[Spotted]) -> None:
-        if not items:
-            return
-        results = self.recognizer.classify([(p.onset, p.apex) for p in items]) if self.recognizer else None
-        now = time.monotonic()
-        for k, item in enumerate(items):
-            latency = {"after_offset": (now - item.offset_captured) * 1e3, "queue": (now - item.spotted_at) * 1e3}
-            extra = {}
-            if results is not None:
-                r = results[k]
-                latency.update({"input": r.input_ms, "engine": r.engine_ms})
-                extra = {"label": r.label, "probs": r.probs, "model": self.recognizer.name}
-            event = Event(stream=item.stream, track=item.track, interval=item.interval, latency_ms=latency, **extra)
-            for sink in self.sinks:
-                sink.emit(event)
-            self.count += 1
-
-
-def run_pipeline(specs: Sequence[SourceSpec], config: PipelineConfig, *, events: str | Path = "-",
-                 display: bool = False, max_seconds: float | None = None,
-                 extra_sinks: Sequence[Sink] = ()) -> RunSummary:
-    """Run every source until it ends, ``max_seconds`` pass or Ctrl-C; flush every event; return a summary.
-
-    The recognizer loads first, then the sources open (a bad path or an unreachable URL fails here),
-    then the event stage and the stream workers start.
-    """
-    if display:
-        from .display import check_display
-
-        check_display()
-    sinks: list[Sink] = [JsonlSink(events), *extra_sinks]
-    pending: queue.Queue[Spotted | None] = queue.Queue(maxsize=config.event_queue)
-    display_q: queue.Queue | None = queue.Queue(maxsize=4) if display else None
-    captures = [CaptureThread(open_source(s.kind, s.target, config.capture), config.capture) for s in specs]
-    workers: list[StreamWorker] = []
-    recognizer: Recognizer | None = None
-    stage: EventStage | None = None
-    start = time.monotonic()
-    try:
-        # the recognizer loads first (seconds, on a first run it exports ONNX): a live source started
-        # before it would drop those seconds of frames
-        recognizer = Recognizer(config.recognize) if config.recognize.model else None
-        for c in captures:
-            c.start()
-        stage = EventStage(pending, sinks, recognizer)
-        stage.start()
-        workers = [StreamWorker(c, config, pending, display_q) for c in captures]
+            if self.config.recognize.model:
+                recognizer = Recognizer(self.config.recognize)
+                recognizer.warm_up(self.config.face.size)
+            stage = EventStage(self.record_sinks, recognizer, self.metrics, self.config.event_queue)
+            for sink in self.record_sinks:
+                self.metrics.watch_queue(f"sink:{sink.name}", sink.pending)
+            self.metrics.watch_queue("events", stage.pending.qsize)
+            for source, cfg in feeds:
+                capture = CaptureThread(source, cfg.capture).add_listener(stage.put_status)
+                processor = StreamProcessor(source.name, cfg, _rate_of(capture), self._observer(source.name))
+                worker = StreamWorker(capture, processor, stage, self.frame_sinks)
+                self.metrics.watch_feed(source.name, worker.snapshot)
+                workers.append(worker)
+            _warm_up(self.config)
+            stage.start()
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.capture.start(open_now=not self.monitor)
+            self._wait(workers, start, max_seconds)
+        except KeyboardInterrupt:
+            log.info("interrupted: flushing events")
+        finally:
+            self._shutdown(workers, stage, recognizer)
         for w in workers:
-            w.start()
-        _wait(workers, start, max_seconds, display_q)
-    except KeyboardInterrupt:
-        log.info("interrupted: flushing events")
-    finally:
-        for c in captures:
-            c.stop()
+            w.summary.events = stage.per_stream[w.summary.stream] if stage else 0
+            w.summary.state = w.capture.state
+            w.summary.error = None if w.capture.error is None else str(w.capture.error)
+        return RunSummary(
+            streams=[w.summary for w in workers],
+            events=stage.count if stage else 0,
+            seconds=time.monotonic() - start,
+            sinks=self._sink_counts(),
+            recognition_errors=stage.recognition_errors if stage else 0,
+        )
+
+    def _sink_counts(self) -> dict[str, dict[str, int]]:
+        """Per sink name: records/frames delivered, failures, records still pending (a sink that takes
+        both records and frames is counted once, with both)."""
+        out: dict[str, dict[str, int]] = {}
+        for s in [*self.record_sinks, *self.frame_sinks]:
+            c = out.setdefault(s.name, {"delivered": 0, "failed": 0, "pending": 0})
+            c["delivered"] += s.delivered
+            c["failed"] += s.failed
+            c["pending"] += s.pending()
+        return out
+
+    def _source(self, spec: SourceSpec) -> tuple[Any, PipelineConfig]:
+        """The feed's source, named, with its config; a file is opened once here to check it (before
+        any model loads, so a wrong path costs no time)."""
+        cfg = merge_config(self.config, spec.settings)
+        source = open_source(spec.kind, spec.target, cfg.capture)
+        if spec.name:
+            source.name = spec.name
+        if spec.kind in ("video", "replay"):
+            source.open()
+            source.close()
+        return source, cfg
+
+    def _observer(self, stream: str) -> Callable[[str, float], None]:
+        hist = self.metrics.stage
+        children = {stage: hist.labels(stream=stream, stage=stage) for stage in ("face", "evm", "spot")}
+        return lambda stage, seconds: children[stage].observe(seconds)
+
+    def _wait(self, workers: Sequence[StreamWorker], start: float, max_seconds: float | None) -> None:
+        next_health = start + self.health_s
+        while any(w.is_alive() for w in workers):
+            now = time.monotonic()
+            if self._stop.is_set():
+                log.info("%s: stopping and flushing", self.stop_reason)
+                return
+            if max_seconds is not None and now - start >= max_seconds:
+                log.info("--max-seconds %.1f reached: stopping", max_seconds)
+                return
+            for w in workers:
+                w.capture.check_stall(now)
+            if self.health_s and now >= next_health:
+                for w in workers:
+                    log.info("%s", health_line(w))
+                next_health = now + self.health_s
+            for sink in self._pollers:
+                if not sink.poll():
+                    log.info("display closed: stopping")
+                    return
+            self._stop.wait(0.03 if self._pollers else 0.2)
+
+    def _shutdown(self, workers: Sequence[StreamWorker], stage: EventStage | None,
+                  recognizer: Recognizer | None) -> None:
+        for w in workers:
+            w.capture.stop(timeout=0)
         for w in workers:
             w.stop()
         for w in workers:
-            w.join()
+            if w.ident is not None:  # started
+                w.join()
         if stage is not None:
-            pending.put(None)
-            stage.join()
-        for sink in sinks:
+            if stage.is_alive():
+                stage.pending.put(None)
+                stage.join()
+        for sink in self.record_sinks:
             sink.close()
+        for frame_sink in self.frame_sinks:
+            frame_sink.close()
         if recognizer is not None:
             recognizer.close()
-    errors = [t.error for t in [*workers, stage] if t is not None and t.error is not None]
-    if errors:
-        raise errors[0]
-    return RunSummary([w.summary for w in workers], stage.count if stage else 0, time.monotonic() - start)
+        for w in workers:
+            w.capture.stop(timeout=1.0)
 
 
-def _wait(workers: Sequence[StreamWorker], start: float, max_seconds: float | None,
-          display_q: queue.Queue | None) -> None:
-    while any(w.is_alive() for w in workers):
-        if max_seconds is not None and time.monotonic() - start >= max_seconds:
-            log.info("--max-seconds %.1f reached: stopping", max_seconds)
-            return
-        if display_q is None:
-            time.sleep(0.05)
-            continue
-        from .display import show
+def health_line(worker: StreamWorker) -> str:
+    """One line of a feed's health: state, rates in and processed, drops, faces, events, reconnects."""
+    s = worker.snapshot()
+    fps_in, fps_out = ("-" if v is None else f"{v:.1f}" for v in (s.fps_in, s.fps_processed))
+    share = 100.0 * s.dropped / s.frames if s.frames else 0.0
+    events = worker.events.per_stream[worker.capture.stream]
+    return (f"{worker.capture.stream}: {s.state} | in {fps_in} fps, processed {fps_out} fps | dropped {s.dropped} "
+            f"({share:.1f} %) | faces {s.faces} | events {events} | reconnects {s.reconnects}")
 
-        try:
-            name, image = display_q.get(timeout=0.05)
-        except queue.Empty:
-            continue
-        if not show(name, image):
-            log.info("display closed: stopping")
-            return
+
+def _rate_of(capture: CaptureThread) -> Callable[[], float]:
+    return lambda: capture.stats().rate
+
+
+def _warm_up(config: PipelineConfig) -> None:
+    """One-time work before any source starts: compile (or load from Numba's cache) the magnifier."""
+    shape = (*config.face.size[::-1], 3)
+    make_magnifier(config.magnify, shape, 30.0).process(np.zeros(shape, np.uint8))
+
+
+def run_pipeline(specs: Sequence[SourceSpec], config: PipelineConfig, *, events: str | Path = "-",
+                 max_seconds: float | None = None, extra_sinks: Sequence[Any] = (),
+                 metrics: Metrics | None = None) -> RunSummary:
+    """Run ``specs`` with a JSON Lines sink on ``events`` (``"-"``: stdout) plus ``extra_sinks``;
+    see :class:`Pipeline`."""
+    jsonl = JsonlSink(events, from_mapping(JsonlSink.Config, config.sinks.get("jsonl") or {}, "sinks.jsonl"))
+    return Pipeline(specs, config, [jsonl, *extra_sinks], metrics=metrics).run(max_seconds)

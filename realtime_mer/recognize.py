@@ -113,6 +113,12 @@ class Recognizer:
                                        (t1 - t0) * 1e3 / n, (t2 - t1) * 1e3 / n))
         return out
 
+    def warm_up(self, size: tuple[int, int] = (128, 128)) -> None:
+        """One classification of a blank pair of ``size = (w, h)`` crops: the engine's first call
+        (allocations, kernel selection) happens now, not on the first live event."""
+        blank = np.zeros((size[1], size[0], 3), np.uint8)
+        self.classify([(blank, blank)])
+
     def close(self) -> None:
         self.engine.close()
 

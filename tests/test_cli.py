@@ -6,8 +6,10 @@ import subprocess
 import sys
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from realtime_mer.cli import main
+from realtime_mer.schemas import records_schema
 
 
 def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -22,8 +24,15 @@ def test_video_run_writes_valid_json_lines(shared_data, face_model, tmp_path):
     r = _cli("--video", str(shared_data / "video" / "smile_d19.mp4"), "--events", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     assert out.exists()
-    for line in out.read_text().splitlines():
-        ev = json.loads(line)
+    validator = Draft202012Validator(records_schema())
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    for record in records:
+        validator.validate(record)
+    states = [r["state"] for r in records if r["type"] == "status"]
+    assert states == ["connecting", "running", "ended"]
+    events = [r for r in records if r["type"] == "event"]
+    assert events
+    for ev in events:
         assert ev["stream"].endswith("smile_d19.mp4")
         assert ev["onset"] <= ev["apex"] <= ev["offset"]
         assert ev["kind"] in ("micro", "macro")

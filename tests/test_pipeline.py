@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 
@@ -52,7 +53,7 @@ def test_dashboard_shows_frame_faces_and_trace(clip):
             image, t = src.read()
             frame = Frame("clip", i, t, 0.0, image)
             proc.process(frame)
-        board = render_dashboard(frame, proc.found, proc.tracks)
+        board = render_dashboard(proc.view(frame), [])
     finally:
         src.close()
         proc.close()
@@ -60,3 +61,114 @@ def test_dashboard_shows_frame_faces_and_trace(clip):
     face_panel = board[:FRAME_H, -160:]
     assert face_panel[:160].std() > 10 and face_panel[160:].std() > 10  # aligned and magnified faces drawn
     assert (board[FRAME_H:, :, 2] > 200).sum() > 50  # the sigma trace (orange) is drawn
+
+
+def test_events_wait_for_their_offset_frame(clip):
+    """An event is emitted only once its offset frame was captured, and its latency counts from there."""
+    sink = CollectSink()
+    config = replace(load_pipeline_config(), recognize=RecognizeConfig(model=None))
+    run_pipeline([SourceSpec("video", str(clip.video))], config, events="/dev/null", extra_sinks=[sink])
+    assert sink.events
+    for e in sink.events:
+        assert e.latency_ms["after_offset"] >= e.latency_ms["queue"] > 0
+        assert e.utc.endswith("Z") and e.id
+
+
+def test_a_changing_frame_size_restarts_the_tracks(clip, tmp_path):
+    """A feed whose resolution changes mid-stream keeps going; its tracks restart at the change."""
+    import av
+
+    from realtime_mer.capture import open_source
+
+    src = open_source("video", str(clip.video))
+    src.open()
+    frames = []
+    while (item := src.read()) is not None:
+        frames.append(item[0])
+    src.close()
+    path = tmp_path / "two_sizes.h264"  # a raw H.264 stream whose sequence header changes
+    with path.open("wb") as out:
+        for part, scale in ((frames[:60], 1.0), (frames[60:], 0.75)):
+            h, w = (int(round(d * scale)) // 2 * 2 for d in part[0].shape[:2])
+            part_path = tmp_path / f"part{scale}.h264"
+            with av.open(str(part_path), "w", format="h264") as c:
+                s = c.add_stream("libx264", rate=30, options={"preset": "ultrafast"})
+                s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+                for f in part:
+                    img = cv2.resize(f, (w, h)) if scale != 1.0 else f
+                    c.mux(s.encode(av.VideoFrame.from_ndarray(img, format="bgr24")))
+                c.mux(s.encode())
+            out.write(part_path.read_bytes())
+    config = replace(load_pipeline_config(), recognize=RecognizeConfig(model=None))
+    summary = run_pipeline([SourceSpec("video", str(path))], config, events="/dev/null")
+    (stream,) = summary.streams
+    assert stream.frames == len(frames) and stream.frames_with_face == len(frames)
+    assert stream.restarts == 1 and stream.state == "ended" and summary.exit_code == 0
+
+
+def test_a_failing_sink_is_reported_and_the_others_get_every_event(clip):
+    """/dev/full refuses every write (ENOSPC): the run goes on, the other sinks get every event,
+    the summary names the failed sink and the exit status is 4."""
+    from realtime_mer.sinks import JsonlSink
+
+    good = CollectSink()
+    config = replace(load_pipeline_config(), recognize=RecognizeConfig(model=None))
+    summary = run_pipeline([SourceSpec("video", str(clip.video))], config, events="/dev/null",
+                           extra_sinks=[JsonlSink("/dev/full"), good])
+    assert len(good.events) == summary.events > 0
+    assert summary.sinks["jsonl:/dev/full"]["failed"] >= summary.events
+    assert summary.exit_code == 4 and "sink jsonl:/dev/full" in summary.describe()
+
+
+def test_recognition_failure_sends_events_unlabelled_with_the_error():
+    """A recognizer that fails (here: its engine was closed under it) costs the labels of the
+    events, not the events: they go out unlabelled with the reason, and the stage goes on."""
+    import time
+
+    from realtime_mer.metrics import Metrics
+    from realtime_mer.pipeline import EventStage, RunSummary, Spotted
+    from realtime_mer.recognize import Recognizer
+    from realtime_mer.sinks import GuardedSink
+    from realtime_mer.types import Interval
+
+    recognizer = Recognizer(RecognizeConfig(model="rcn-a", engine="onnxruntime"))
+    sink, metrics = CollectSink(), Metrics()
+    stage = EventStage([GuardedSink(sink)], recognizer, metrics)
+    rng = np.random.default_rng(0)
+
+    def item(k: int) -> Spotted:
+        crop = rng.integers(0, 255, (128, 128, 3), np.uint8)
+        return Spotted("cam", 0, Interval(10 * k, 10 * k + 3, 10 * k + 6, k, k + 0.1, k + 0.2, "micro", 6.0),
+                       crop, crop, (0, 0, 1, 1), 0.0, 0.0, 0.0)
+
+    def wait_for(n: int) -> None:
+        deadline = time.monotonic() + 30
+        while len(sink.events) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    stage.start()
+    stage.pending.put(item(0))
+    wait_for(1)
+    recognizer.engine.close()  # the next batches fail
+    for k in (1, 2):
+        stage.pending.put(item(k))
+        wait_for(k + 1)
+    stage.pending.put(None)
+    stage.join(30)
+    labelled, *failed = sink.events
+    assert labelled.label in labelled.probs and labelled.error is None
+    assert [e.interval.onset for e in failed] == [10, 20]
+    for e in failed:
+        assert e.label is None and e.probs == {} and e.model is None
+        assert e.error.startswith("recognition failed: ")
+    assert stage.recognition_errors == 2
+    assert b'realtime_mer_recognition_errors_total{model="rcn-a"} 2.0' in metrics.exposition()
+    assert RunSummary([], 3, 1.0, recognition_errors=stage.recognition_errors).exit_code == 5
+
+
+@pytest.mark.parametrize("text", ["recognize:\n", "recognize:\nspot:\n  threshold: 6.0\nsinks:\n"])
+def test_empty_config_sections_mean_the_defaults(tmp_path, text):
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    config = load_pipeline_config(path)
+    assert config.recognize == RecognizeConfig() and config.sinks == {}

@@ -12,7 +12,7 @@ from .config import EventConfig, IdentityConfig, NuisanceConfig, SynthConfig
 from .dataset import ClipTruth, DatasetError, DatasetSummary, FaceTruth, load_ground_truth, write_dataset
 from .emotions import CLASSES, EMOTION_AUS
 from .faces import Base, BaseFaceError, Subject, default_bases, make_subjects, read_base
-from .live import SyntheticSource
+from .live import SyntheticSource, record
 from .timeline import PlantedEvent
 
 __all__ = [
@@ -37,5 +37,6 @@ __all__ = [
     "make_subjects",
     "parse_aus",
     "read_base",
+    "record",
     "write_dataset",
 ]

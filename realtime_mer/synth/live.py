@@ -132,3 +132,24 @@ class SyntheticSource:
             self._events.append(event)
         gap = max(cfg.min_gap_s, self._rng.uniform(*self.gap_s))
         self._next_onset = event.offset + max(1, math.ceil(gap * self.fps))
+
+
+def record(path: str | Path, seconds: float, fps: float = 30.0, seed: int = 0, crf: int = 18,
+           base: str | Path | None = None) -> list[PlantedEvent]:
+    """Write ``seconds`` of the synthetic live face (rendered as fast as it goes) to an H.264 mp4
+    at ``path``; returns the events planted in it (frame numbers of the file). Used to serve a
+    face with known micro-expressions over RTSP in tests and soak runs."""
+    from ..media import Mp4Writer
+
+    source = SyntheticSource(fps=fps, seed=seed, base=base, duration_s=seconds, realtime=False)
+    source.open()
+    first = source.read()
+    assert first is not None
+    image = first[0]
+    with Mp4Writer(Path(path), fps, (image.shape[1], image.shape[0]), crf) as writer:
+        writer.write(image)
+        while (item := source.read()) is not None:
+            writer.write(item[0])
+    planted = source.planted
+    source.close()
+    return planted
