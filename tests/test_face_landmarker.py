@@ -107,3 +107,22 @@ def test_repeated_timestamps_are_bumped(face_model, shared_data):
         for image in frames:  # all at t = 5 ms: MediaPipe would reject the 2nd without the bump
             assert len(lm.detect(image, 5)) == 1
         assert len(lm.detect(frames[0], 0)) == 1  # going back in time too
+
+
+def test_landmarkers_built_at_once_in_threads_leave_stderr_alone(face_model):
+    """Streams that restart together build their landmarkers at once; stderr (where the logs go)
+    must still be the process's own afterwards, not /dev/null."""
+    import os
+    import threading
+
+    before = os.fstat(2)
+    made: list = []
+    threads = [threading.Thread(target=lambda: made.append(Landmarker(face_model))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for lm in made:
+        lm.close()
+    after = os.fstat(2)
+    assert len(made) == 4 and (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,22 +18,30 @@ from realtime_mer.face.model import resolve_model_path
 log = logging.getLogger(__name__)
 
 
+_STDERR_LOCK = threading.Lock()  # file descriptor 2 is the process's: one redirection at a time
+
+
 @contextmanager
 def _quiet_native_stderr() -> Iterator[None]:
     """Hide what MediaPipe's C++ graph writes to file descriptor 2 while it is built (INFO/WARNING
-    lines that Python logging cannot filter); shown with the log level at DEBUG."""
+    lines that Python logging cannot filter); shown with the log level at DEBUG.
+
+    Serialized across threads: two streams restarting at once would otherwise each save the
+    other's redirection and leave stderr pointing at /dev/null for the rest of the run.
+    """
     if log.isEnabledFor(logging.DEBUG):
         yield
         return
-    sys.stderr.flush()
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
+    with _STDERR_LOCK:
+        sys.stderr.flush()
+        saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(null)
 
 N_LANDMARKS = 478
 
