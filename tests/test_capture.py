@@ -367,3 +367,18 @@ def test_a_feed_that_does_not_open_is_retried_when_asked():
         cap.get(timeout=0.05)
     assert src.opens == 0 and [s.state for s in statuses] == ["connecting", "reconnecting", "failed"]
     assert "gave up after 3 reconnect attempt(s)" in str(cap.error)
+
+
+def test_a_feed_that_keeps_breaking_is_retried_less_and_less_often():
+    """Each session delivers a frame and breaks: the backoff is not reset by such short sessions."""
+    cfg = CaptureConfig(backoff_initial_s=0.05, backoff_max_s=1.0, backoff_jitter=0.0, backoff_reset_s=10.0,
+                        max_reconnect_attempts=5)
+    cap = CaptureThread(Scripted([[0.0, "break"]] * 6), cfg).start()
+    starts: list[float] = []
+    deadline = time.monotonic() + 10
+    while not cap.finished and time.monotonic() < deadline:
+        if (f := cap.get(timeout=0.05)) is not None:
+            starts.append(f.captured)
+    gaps = np.diff(starts)
+    assert len(starts) == 6 and cap.state == "failed"
+    assert gaps == pytest.approx([0.05, 0.1, 0.2, 0.4, 0.8], abs=0.04)

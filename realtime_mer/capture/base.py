@@ -42,6 +42,9 @@ class CaptureConfig:
         backoff_jitter: each wait is scaled by a random factor in ``[1 - jitter, 1]``.
         max_reconnect_attempts: failed reconnect attempts in a row before giving up; ``None`` retries
             for ever.
+        backoff_reset_s: a session must deliver frames for this long (s) before the backoff and
+            the attempt count start again from the beginning, so a feed that keeps breaking right
+            after it connects (a flapping camera, a truncated file) is retried less and less often.
         stall_s: a running feed that delivers no frame for this long is ``stalled`` (a dead source,
             told apart from back-pressure: a file source waiting for room in its queue never stalls).
     """
@@ -55,13 +58,14 @@ class CaptureConfig:
     backoff_max_s: float = 30.0
     backoff_jitter: float = 0.25
     max_reconnect_attempts: int | None = None
+    backoff_reset_s: float = 10.0
     stall_s: float = 2.0
 
     def __post_init__(self) -> None:
         if self.queue_size < 1:
             raise ValueError(f"queue_size must be at least 1, got {self.queue_size}")
         for name in ("queue_mb", "open_timeout_s", "read_timeout_s", "probe_s", "backoff_initial_s",
-                     "backoff_max_s", "stall_s"):
+                     "backoff_max_s", "backoff_reset_s", "stall_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive seconds, got {getattr(self, name)}")
         if self.backoff_max_s < self.backoff_initial_s:

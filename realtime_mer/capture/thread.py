@@ -132,7 +132,8 @@ class CaptureThread:
         self._times: deque[float] = deque(maxlen=FPS_WINDOW)
         self._read = self._dropped = self._bad = self._reconnects = 0
         self._last_error: str | None = None
-        self._attempts, self._delay = 0, self.config.backoff_initial_s  # reconnects since the last frame
+        self._attempts, self._delay = 0, self.config.backoff_initial_s  # since the last stable session
+        self._session_start = 0.0  # time.monotonic() of the session's first frame
         self._listeners: list[Callable[[Status], None]] = []
         self._state: FeedState | None = None
         self._session = -1
@@ -316,8 +317,9 @@ class CaptureThread:
                     continue
                 image, t = item
                 captured = time.monotonic()
-                self._attempts, self._delay = 0, self.config.backoff_initial_s
                 self._push(image, t, captured)
+                if self._attempts and captured - self._session_start >= self.config.backoff_reset_s:
+                    self._attempts, self._delay = 0, self.config.backoff_initial_s  # a stable session
         except Exception as e:  # recorded for the consumer, who sees the end of the stream
             self._error = e
             self._note(str(e))
@@ -355,6 +357,7 @@ class CaptureThread:
             if self._last_t is not None:
                 base = max(base, self._last_t + dt)
             self._base, self._pts0, self._in_session = base, None, 0
+            self._session_start = captured
         if t_src is None:  # a camera, or a frame without a time in a timed stream
             t = (captured - self._t0) if self._pts0 is None else self._last_t + dt  # type: ignore[operator]
             if start:
@@ -442,8 +445,9 @@ class CaptureThread:
     def _reconnect(self, cause: str, close: bool = True) -> None:
         """Reopen the source after waiting the backoff; SourceError when the attempts run out.
 
-        Attempts and backoff count from the last frame that arrived, so a server that accepts and
-        at once ends the stream backs off too. The next frame starts a new session.
+        Attempts and backoff count from the last session that ran for ``backoff_reset_s``, so a
+        server that accepts and at once ends the stream backs off too. The next frame starts a new
+        session.
         """
         cfg, src = self.config, self.source
         if close:
