@@ -185,6 +185,7 @@ class Spotted:
 class StreamSummary:
     """What one stream did, for the closing log line, the exit status and tests.
 
+    ``frames`` counts the frames processed, ``last_index`` is the frame number of the last one;
     ``state`` is the feed's last state (``running`` for a live feed stopped while healthy) and
     ``error`` why it failed, if it did.
     """
@@ -200,6 +201,7 @@ class StreamSummary:
     intervals: int = 0
     events: int = 0
     restarts: int = 0
+    last_index: int = -1
     state: str | None = None
     error: str | None = None
     stage_ms: dict[str, float] = field(default_factory=dict)
@@ -234,7 +236,7 @@ class RunSummary:
             stages = ", ".join(f"{k} {v:.2f} ms" for k, v in s.stage_ms.items())
             line = (f"{s.stream}: {s.state or 'not started'}, {s.frames} frames ({s.frames_with_face} with a face) "
                     f"at {s.fps:.1f} fps, {s.dropped} dropped, {s.bad_frames} bad, {s.failed_frames} failed, "
-                    f"{s.reconnects} reconnects, {s.events} events; medians: {stages}")
+                    f"{s.reconnects} reconnects, {s.events} events, last frame {s.last_index}; medians: {stages}")
             parts.append(line + (f"; error: {s.error}" if s.error else ""))
         for name, v in self.sinks.items():
             if v["failed"] or v["pending"]:
@@ -327,6 +329,11 @@ class StreamProcessor:
         for track_id in [k for k, v in self.tracks.items() if frame.t - v.last_seen > self.config.track_timeout_s]:
             out += self._close_track(track_id)
         return out
+
+    @property
+    def last_index(self) -> int:
+        """Frame number of the last frame processed (-1 before any)."""
+        return -1 if self._last is None else self._last.index
 
     def view(self, frame: Frame) -> FrameView:
         """What the frame sinks see of the frame just processed (copies of the traces)."""
@@ -581,6 +588,7 @@ class StreamWorker(threading.Thread):
             s.frames, s.frames_with_face, s.intervals = p.frames, p.frames_with_face, p.intervals
             s.dropped, s.bad_frames, s.reconnects, s.fps = stats.dropped, stats.bad_frames, stats.reconnects, stats.rate
             s.failed_frames, s.restarts, s.stage_ms = self.failed_frames, p.restarts, p.clock.medians()
+            s.last_index = p.last_index
             s.planted = tuple(getattr(self.capture.source, "planted", ()))
 
 

@@ -135,3 +135,65 @@ def test_bench_writes_the_documented_json(tmp_path):
     for x in data["results"]:
         assert 0 < x["median_ms"] <= x["p99_ms"] and "throughput_fps" in x
     assert "median ms" in r.stdout
+
+
+def test_webhook_down_for_part_of_the_run_gets_every_record_once(face_model, tmp_path):
+    """The endpoint is down when the run starts and comes up once events flow: after the run every
+    record of the events file has arrived at the endpoint exactly once, and the exit status is 0."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from realtime_mer.synth import record
+
+    clip = tmp_path / "planted.mp4"
+    record(clip, 8.0, seed=3)
+    received: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            received.extend(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    with __import__("socket").socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    events = tmp_path / "events.jsonl"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "realtime_mer.cli", "--replay", str(clip), "--max-seconds", "14",
+                             "--events", str(events), "--webhook", f"http://127.0.0.1:{port}/hook",
+                             "--config", str(_webhook_config(tmp_path))],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    server = None
+    try:
+        deadline = time.monotonic() + 60
+        while '"type":"event"' not in (events.read_text() if events.exists() else ""):
+            assert time.monotonic() < deadline and proc.poll() is None, "no event came"
+            time.sleep(0.1)
+        server = ThreadingHTTPServer(("127.0.0.1", port), Hook)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+    assert proc.returncode == 0, err[-3000:]
+    assert "is down" in err and "answers again" in err
+    written = [json.loads(line) for line in events.read_text().splitlines()]
+    assert sum(r["type"] == "event" for r in written) >= 2
+    key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
+    assert sorted(map(key, received)) == sorted(map(key, written))
+
+
+def _webhook_config(tmp_path):
+    """Pipeline YAML: quick webhook retries, the spill in the test's folder."""
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(f"sinks:\n  webhook:\n    retry_initial_s: 0.1\n    retry_max_s: 0.5\n"
+                    f"    spill_dir: {tmp_path / 'spill'}\n")
+    return path
