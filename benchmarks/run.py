@@ -19,9 +19,9 @@ log = logging.getLogger(__name__)
 
 
 def _stages() -> dict[str, Callable]:
-    from . import engines, signal
+    from . import engines, pipeline, signal
 
-    return {**signal.STAGES, **engines.STAGES}
+    return {**signal.STAGES, **engines.STAGES, **pipeline.STAGES}
 
 
 def table(results: Sequence[Result]) -> str:

@@ -127,10 +127,28 @@ def _sinks(parser: argparse.ArgumentParser, args: argparse.Namespace, config, mo
     return [make_sink(kind, target, options.get(kind)) for kind, target in wanted]
 
 
+def _bound_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's malloc arenas for a long run (unless ``MALLOC_ARENA_MAX`` is set).
+
+    Each stream restart builds MediaPipe graphs with new threads, and glibc gives new threads new
+    arenas that never shrink: in a soak with a feed restarting every 3 s the RSS grew 38 % in four
+    minutes with the default (up to 8 per core), 8 % with 2 arenas.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # -8: M_ARENA_MAX
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def _cmd_run(argv: Sequence[str], monitor: bool = False) -> int:
     parser = _run_parser(monitor)
     args = parser.parse_args(argv)
     _setup_logging(args.log_level)
+    _bound_malloc_arenas()
     from .evaluate import DemoScore, demo_report
     from .metrics import Metrics
     from .pipeline import Pipeline, load_pipeline_config
