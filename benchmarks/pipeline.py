@@ -16,7 +16,8 @@ from .signal import Inputs
 from .timing import Result
 
 SIZE = (640, 480)
-SECONDS = 20.0
+SECONDS = 45.0
+GAP_S = (0.5, 1.5)  # still time between planted events: about 40 events in the clip
 
 
 class _Clock:
@@ -40,7 +41,8 @@ def planted_clip(workdir: Path) -> Path:
     from realtime_mer.synth import SynthConfig, SyntheticSource
 
     path = workdir / "planted_640x480.mp4"
-    source = SyntheticSource(fps=30.0, seed=7, config=SynthConfig(size=SIZE), duration_s=SECONDS, realtime=False)
+    source = SyntheticSource(fps=30.0, seed=7, config=SynthConfig(size=SIZE), duration_s=SECONDS, realtime=False,
+                             gap_s=GAP_S)
     source.open()
     with Mp4Writer(path, 30.0, SIZE, 18) as writer:
         while (item := source.read()) is not None:
