@@ -10,7 +10,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-
 from .timing import Result, measure, row
 
 BATCHES = (1, 32)
@@ -50,13 +49,13 @@ def bench_engines(inp: object, iters: int, models: tuple[str, ...] | None = None
             batches = (1,) if heavy else BATCHES
             n = max(5, iters // 10) if heavy else iters
             for kind in _backends():
-                engine = make_engine(kind, onnx_path=onnx, model=build_model(spec.name) if kind == "torch" else None,
-                                     meta=meta)
+                engine = make_engine(
+                    kind, onnx_path=onnx, model=build_model(spec.name) if kind == "torch" else None, meta=meta
+                )
                 for b in batches:
                     feed = {t.name: x.numpy() for t, x in zip(spec.inputs(), spec.example_inputs(b))}
-                    t = measure(lambda: engine.predict(feed), warmup=3, iters=n)
-                    out.append(row("engine", f"{kind}:{spec.name}", _shape(spec), t, batch=b,
-                                   note=engine.describe()))
+                    t = measure(lambda engine=engine, feed=feed: engine.predict(feed), warmup=3, iters=n)
+                    out.append(row("engine", f"{kind}:{spec.name}", _shape(spec), t, batch=b, note=engine.describe()))
                 engine.close()
     return out
 
@@ -67,4 +66,3 @@ def _shape(spec) -> str:
 
 
 STAGES = {"engines": bench_engines}
-

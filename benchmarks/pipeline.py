@@ -41,8 +41,9 @@ def planted_clip(workdir: Path) -> Path:
     from realtime_mer.synth import SynthConfig, SyntheticSource
 
     path = workdir / "planted_640x480.mp4"
-    source = SyntheticSource(fps=30.0, seed=7, config=SynthConfig(size=SIZE), duration_s=SECONDS, realtime=False,
-                             gap_s=GAP_S)
+    source = SyntheticSource(
+        fps=30.0, seed=7, config=SynthConfig(size=SIZE), duration_s=SECONDS, realtime=False, gap_s=GAP_S
+    )
     source.open()
     with Mp4Writer(path, 30.0, SIZE, 18) as writer:
         while (item := source.read()) is not None:
@@ -66,19 +67,37 @@ def bench_pipeline(inp: Inputs, iters: int) -> list[Result]:
     gaps = np.diff(np.asarray(clock.times)) * 1e3
     fps = (len(clock.times) - 1) / (clock.times[-1] - clock.times[0])
     s = summary.streams[0]
-    out = [Result("pipeline", "file", "640x480", float(np.median(gaps)), float(np.percentile(gaps, 99)), fps,
-                  note=f"one stream, one face, {s.frames} frames, {summary.events} events; per frame; "
-                  f"stage medians {', '.join(f'{k} {v:.2f} ms' for k, v in s.stage_ms.items())}")]
+    out = [
+        Result(
+            "pipeline",
+            "file",
+            "640x480",
+            float(np.median(gaps)),
+            float(np.percentile(gaps, 99)),
+            fps,
+            note=f"one stream, one face, {s.frames} frames, {summary.events} events; per frame; "
+            f"stage medians {', '.join(f'{k} {v:.2f} ms' for k, v in s.stage_ms.items())}",
+        )
+    ]
 
     live = CollectSink()
     summary = Pipeline([SourceSpec("replay", str(clip))], config, [live]).run(SECONDS)
     lat = np.asarray([e.latency_ms["after_offset"] for e in live.events])
     s = summary.streams[0]
     if lat.size:
-        out.append(Result("event", "live 30 fps", "640x480", float(np.median(lat)), float(np.percentile(lat, 99)),
-                          note=f"capture of the offset frame -> emission, {lat.size} events, {s.dropped} of "
-                          f"{s.frames + s.dropped} frames dropped; recognition "
-                          f"{np.median([e.latency_ms.get('input', 0) + e.latency_ms.get('engine', 0) for e in live.events]):.2f} ms"))
+        out.append(
+            Result(
+                "event",
+                "live 30 fps",
+                "640x480",
+                float(np.median(lat)),
+                float(np.percentile(lat, 99)),
+                note=f"capture of the offset frame -> emission, {lat.size} events, {s.dropped} of "
+                f"{s.frames + s.dropped} frames dropped; recognition "
+                f"{np.median([e.latency_ms.get('input', 0) + e.latency_ms.get('engine', 0) for e in live.events]):.2f}"
+                " ms",
+            )
+        )
     return out
 
 

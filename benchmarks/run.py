@@ -30,16 +30,18 @@ def table(results: Sequence[Result]) -> str:
     lines = [head, "-" * len(head)]
     for r in results:
         fps = f"{r.throughput_fps:9.0f}" if r.throughput_fps else f"{'':9}"
-        lines.append(f"{r.stage:<10} {r.backend:<24} {r.size:<12} {r.batch or '':>5} {r.median_ms:10.3f} "
-                     f"{r.p99_ms:9.3f} {fps}")
+        lines.append(
+            f"{r.stage:<10} {r.backend:<24} {r.size:<12} {r.batch or '':>5} {r.median_ms:10.3f} {r.p99_ms:9.3f} {fps}"
+        )
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     stages = _stages()
     p = argparse.ArgumentParser(prog="realtime-mer bench", description=__doc__.splitlines()[0])
-    p.add_argument("--stages", default=",".join(stages),
-                   help=f"comma-separated, from: {', '.join(stages)} (default: all)")
+    p.add_argument(
+        "--stages", default=",".join(stages), help=f"comma-separated, from: {', '.join(stages)} (default: all)"
+    )
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--video", metavar="PATH", help="a face video to benchmark on (default: a still real face)")
     p.add_argument("--iters", type=int, default=100, help="timed calls per row (default 100)")

@@ -124,16 +124,18 @@ def bench_faces(inp: Inputs, iters: int) -> list[Result]:
         al.set_reference(inp.frames[0], marks[0][0])
         pairs = [(f, m[0]) for f, m in zip(inp.frames[:10], marks)]
         align = cycling(lambda _, pair, al=al: al.align(*pair), pairs)
-        out.append(row("alignment", "similarity+refine" if refine else "similarity", "128x128",
-                       measure(align, iters=iters)))
+        out.append(
+            row("alignment", "similarity+refine" if refine else "similarity", "128x128", measure(align, iters=iters))
+        )
     return out
 
 
 def _face_crops(inp: Inputs, size: int, n: int = 16) -> list[np.ndarray]:
     """``n`` crops of the frame centre resized to ``size`` (the EVM/spotting/flow inputs)."""
     h, w = inp.frames[0].shape[:2]
-    return [cv2.resize(f[h // 2 - 150:h // 2 + 150, w // 2 - 150:w // 2 + 150], (size, size))
-            for f in inp.frames[:n]]
+    return [
+        cv2.resize(f[h // 2 - 150 : h // 2 + 150, w // 2 - 150 : w // 2 + 150], (size, size)) for f in inp.frames[:n]
+    ]
 
 
 def bench_evm(inp: Inputs, iters: int) -> list[Result]:
@@ -146,8 +148,14 @@ def bench_evm(inp: Inputs, iters: int) -> list[Result]:
         for backend in ("reference", "numba"):
             mag = make_magnifier(MagnifyConfig(backend=backend), crops[0].shape, inp.fps)
             step = cycling(lambda _, crop, mag=mag: mag.process(crop), crops)
-            out.append(row("evm", "numpy-reference" if backend == "reference" else "numba-cpu", f"{size}x{size}",
-                           measure(step, warmup=10, iters=iters)))
+            out.append(
+                row(
+                    "evm",
+                    "numpy-reference" if backend == "reference" else "numba-cpu",
+                    f"{size}x{size}",
+                    measure(step, warmup=10, iters=iters),
+                )
+            )
     return out
 
 
@@ -170,12 +178,21 @@ def bench_flow(inp: Inputs, iters: int) -> list[Result]:
         crops = _face_crops(inp, 128)
         a, b = (cv2.resize(c, (w, h)) for c in (crops[0], crops[5]))
         for method in ("dis", "farneback", "tvl1"):
-            t = measure(lambda: compute_flow(a, b, method=method), warmup=2,
-                        iters=iters if method != "tvl1" else max(5, iters // 5))
+            t = measure(
+                lambda a=a, b=b, method=method: compute_flow(a, b, method=method),
+                warmup=2,
+                iters=iters if method != "tvl1" else max(5, iters // 5),
+            )
             out.append(row("flow", method, f"{w}x{h}", t))
     crops = _face_crops(inp, 128)
-    out.append(row("flow", "flow_strain_map-dis", "128->60x60",
-                   measure(lambda: flow_strain_map(crops[0], crops[5], size=(60, 60), method="dis"), iters=iters)))
+    out.append(
+        row(
+            "flow",
+            "flow_strain_map-dis",
+            "128->60x60",
+            measure(lambda: flow_strain_map(crops[0], crops[5], size=(60, 60), method="dis"), iters=iters),
+        )
+    )
     return out
 
 

@@ -58,8 +58,12 @@ class Server:
         return f"rtsp://127.0.0.1:{self.port}/test"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(SERVER), str(self.video), str(self.port)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.proc = subprocess.Popen(
+            [SYSTEM_PYTHON, str(SERVER), str(self.video), str(self.port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], 20)
         if not ready or self.proc.stdout.readline().strip() != "ready":
@@ -113,8 +117,11 @@ def scrape(port: int) -> dict[str, float]:
     import urllib.request
 
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-            if line and not line.startswith("#")}
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
 
 
 def offline(path: str, first: int, count: int, config_path: str | None = None) -> list[tuple]:
@@ -143,17 +150,27 @@ def offline(path: str, first: int, count: int, config_path: str | None = None) -
     recognizer = Recognizer(config.recognize)
     labels = [r.label for r in recognizer.classify([(s.onset, s.apex) for s in spotted])] if spotted else []
     recognizer.close()
-    return sorted((s.interval.onset, s.interval.apex, s.interval.offset, s.interval.kind, lab)
-                  for s, lab in zip(spotted, labels))
+    return sorted(
+        (s.interval.onset, s.interval.apex, s.interval.offset, s.interval.kind, lab) for s, lab in zip(spotted, labels)
+    )
 
 
 def sessions_of(records: list[dict], stream: str, last: int) -> list[tuple[int, int]]:
     """``(first frame, frames)`` of each session of ``stream``, from its status records; ``last`` is the
     number of the last frame processed."""
-    starts = [r["index"] for r in records if r["type"] == "status" and r["stream"] == stream
-              and r["state"] == "running" and r["previous"] != "stalled"]
-    breaks = [r["index"] + 1 for r in records if r["type"] == "status" and r["stream"] == stream
-              and r["state"] == "reconnecting" and r["previous"] in ("running", "stalled")]
+    starts = [
+        r["index"]
+        for r in records
+        if r["type"] == "status" and r["stream"] == stream and r["state"] == "running" and r["previous"] != "stalled"
+    ]
+    breaks = [
+        r["index"] + 1
+        for r in records
+        if r["type"] == "status"
+        and r["stream"] == stream
+        and r["state"] == "reconnecting"
+        and r["previous"] in ("running", "stalled")
+    ]
     ends = breaks + [last + 1]
     return [(a, b - a) for a, b in zip(starts, ends)]
 
@@ -175,8 +192,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     p.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (events, logs)")
-    p.add_argument("--landmark-every", type=int, default=1, metavar="N",
-                   help="face.landmark_every for the monitor and the offline runs (1: the shipped setting)")
+    p.add_argument(
+        "--landmark-every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="face.landmark_every for the monitor and the offline runs (1: the shipped setting)",
+    )
     args = p.parse_args(argv)
     if not SERVER.exists():
         raise SystemExit(f"{SERVER} not found: run the soak from a checkout of realtime-mer")
@@ -194,16 +216,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = yaml.safe_load(find_config("pipeline").read_text())
     settings["face"]["landmark_every"] = args.landmark_every
     config.write_text(yaml.safe_dump(settings))
-    print(f"soak: {work}; clip of {args.clip_s:g} s on {base or 'the built-in face'} with {len(planted)} planted "
-          f"events, looped; {args.minutes:g} min", file=sys.stderr)
+    print(
+        f"soak: {work}; clip of {args.clip_s:g} s on {base or 'the built-in face'} with {len(planted)} planted "
+        f"events, looped; {args.minutes:g} min",
+        file=sys.stderr,
+    )
     servers = [Server(looping), Server(looping), Server(truncated)]
     for s in servers:
         s.start()
     events = work / "events.jsonl"
     port = free_port()
-    cmd = [sys.executable, "-m", "realtime_mer.cli", "monitor", "--events", str(events), "--metrics-port", str(port),
-           "--health-s", "30", "--config", str(config),
-           *[a for s in servers for a in ("--rtsp", s.url)]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "realtime_mer.cli",
+        "monitor",
+        "--events",
+        str(events),
+        "--metrics-port",
+        str(port),
+        "--health-s",
+        "30",
+        "--config",
+        str(config),
+        *[a for s in servers for a in ("--rtsp", s.url)],
+    ]
     log_path = work / "monitor.log"
     with log_path.open("w") as log_file:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log_file)
@@ -234,9 +271,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 s.kill()
     log = log_path.read_text()
     records = [json.loads(line) for line in events.read_text().splitlines()]
-    report = {"machine": machine(), "minutes": args.minutes, "outages": args.outages, "outage_s": args.outage_s,
-              "landmark_every": args.landmark_every, "clip_s": args.clip_s, "seed": args.seed,
-              "base_face": str(base or "built-in"), "planted_events": len(planted), "exit_code": code, "feeds": {}}
+    report = {
+        "machine": machine(),
+        "minutes": args.minutes,
+        "outages": args.outages,
+        "outage_s": args.outage_s,
+        "landmark_every": args.landmark_every,
+        "clip_s": args.clip_s,
+        "seed": args.seed,
+        "base_face": str(base or "built-in"),
+        "planted_events": len(planted),
+        "exit_code": code,
+        "feeds": {},
+    }
     jobs = []
     for s in servers[:2]:
         processed, dropped, last = closing_frames(log, s.url)
@@ -244,18 +291,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         jobs += [(s.url, first, count) for first, count in sess]
         report["feeds"][s.url] = {"frames": processed, "dropped": dropped, "sessions": sess}
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        results = list(pool.map(offline, [str(looping)] * len(jobs), [j[1] for j in jobs], [j[2] for j in jobs],
-                                 [str(config)] * len(jobs)))
+        results = list(
+            pool.map(
+                offline,
+                [str(looping)] * len(jobs),
+                [j[1] for j in jobs],
+                [j[2] for j in jobs],
+                [str(config)] * len(jobs),
+            )
+        )
     for url, feed in report["feeds"].items():
         expected = sorted(x for job, res in zip(jobs, results) if job[0] == url for x in res)
-        live = sorted((r["onset"], r["apex"], r["offset"], r["kind"], r["label"]) for r in records
-                      if r["type"] == "event" and r["stream"] == url)
+        live = sorted(
+            (r["onset"], r["apex"], r["offset"], r["kind"], r["label"])
+            for r in records
+            if r["type"] == "event" and r["stream"] == url
+        )
         keys = [(r["track"], r["onset"]) for r in records if r["type"] == "event" and r["stream"] == url]
-        feed.update(events=len(live), offline_events=len(expected),
-                    identical=len(set(live) & set(expected)), missing=len(set(expected) - set(live)),
-                    extra=len(set(live) - set(expected)), duplicated=len(keys) - len(set(keys)),
-                    reconnects_metric=scrapes[-1].get(f'realtime_mer_reconnects_total{{stream="{url}"}}'),
-                    state=scrapes[-1].get(f'realtime_mer_stream_state{{state="running",stream="{url}"}}'))
+        feed.update(
+            events=len(live),
+            offline_events=len(expected),
+            identical=len(set(live) & set(expected)),
+            missing=len(set(expected) - set(live)),
+            extra=len(set(live) - set(expected)),
+            duplicated=len(keys) - len(set(keys)),
+            reconnects_metric=scrapes[-1].get(f'realtime_mer_reconnects_total{{stream="{url}"}}'),
+            state=scrapes[-1].get(f'realtime_mer_stream_state{{state="running",stream="{url}"}}'),
+        )
     trunc = servers[2].url
     report["truncated_feed"] = {
         "reconnects_metric": scrapes[-1].get(f'realtime_mer_reconnects_total{{stream="{trunc}"}}'),
@@ -263,14 +325,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         "frames_metric": scrapes[-1].get(f'realtime_mer_frames_total{{stream="{trunc}"}}'),
     }
     after_1 = [m for t, m in rss if t >= 60]
-    report["rss_mb"] = {"at_1_min": after_1[0], "max_after_1_min": max(after_1), "end": rss[-1][1],
-                        "growth_after_1_min_pct": 100 * (max(after_1) / after_1[0] - 1),
-                        "every_30_s": [round(m, 1) for t, m in rss[::6]]}
+    report["rss_mb"] = {
+        "at_1_min": after_1[0],
+        "max_after_1_min": max(after_1),
+        "end": rss[-1][1],
+        "growth_after_1_min_pct": 100 * (max(after_1) / after_1[0] - 1),
+        "every_30_s": [round(m, 1) for t, m in rss[::6]],
+    }
     feeds = report["feeds"].values()
     report["passed"] = bool(
         code == 0
-        and all(f["missing"] == 0 and f["extra"] == 0 and f["duplicated"] == 0 and f["state"] == 1.0
-                and (f["reconnects_metric"] or 0) >= args.outages for f in feeds)
+        and all(
+            f["missing"] == 0
+            and f["extra"] == 0
+            and f["duplicated"] == 0
+            and f["state"] == 1.0
+            and (f["reconnects_metric"] or 0) >= args.outages
+            for f in feeds
+        )
         and report["rss_mb"]["growth_after_1_min_pct"] <= 10.0
     )
     text = json.dumps(report, indent=1)

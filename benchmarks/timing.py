@@ -49,8 +49,9 @@ def measure(fn: Callable[[], object], *, warmup: int = 5, iters: int = 50, max_s
     return np.asarray(times)
 
 
-def row(stage: str, backend: str, size: str, times_ms: np.ndarray, *, batch: int | None = None,
-        note: str = "") -> Result:
+def row(
+    stage: str, backend: str, size: str, times_ms: np.ndarray, *, batch: int | None = None, note: str = ""
+) -> Result:
     """A :class:`Result` from per-call times; throughput (items/s at the median) only for batched calls."""
     med = float(np.median(times_ms))
     fps = batch * 1e3 / med if batch and med > 0 else None

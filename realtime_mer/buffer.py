@@ -80,7 +80,8 @@ class FaceRing:
         return int(self.indices[s]), float(self.times[s]), self.images[s]
 
     def sequence(self, first: int, last: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Copies of the held frames numbered ``first..last`` inclusive: ``(indices (T,), times (T,), images (T, *shape))``."""
+        """Copies of the held frames numbered ``first..last`` inclusive:
+        ``(indices (T,), times (T,), images (T, *shape))``."""
         order = self._order()
         idx = self.indices[order]
         sel = order[(idx >= first) & (idx <= last)]

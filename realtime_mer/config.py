@@ -1,7 +1,9 @@
-"""Typed configuration: dataclasses filled from YAML mappings, with errors that name the bad key.
+"""Typed configuration: every stage's settings are a pydantic dataclass (:func:`settings`), filled
+from YAML mappings and validated by pydantic, with errors that name the bad key.
 
-Each stage owns its config dataclass in its own module; this module only knows how to fill a
-dataclass from a mapping and where the YAML files live.
+Each stage owns its config class in its own module; this module knows how to validate a mapping
+against one (:func:`from_mapping`), where the shipped YAML files live (:func:`find_config`), and how
+to expand ``${ENV}`` in values.
 """
 
 from __future__ import annotations
@@ -9,21 +11,48 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import types
 import typing
+from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast, dataclass_transform, overload
 
 import yaml
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass as _pydantic_dataclass
 
 from .errors import UserError
 
 T = TypeVar("T")
 
-CONFIG_DIRS = (
-    Path(__file__).resolve().parent.parent / "configs",  # a source checkout
-    Path(__file__).resolve().parent / "configs",  # an installed wheel
-)
+# what every config class forbids and allows: unknown keys are errors (a typo must not be ignored)
+SETTINGS = ConfigDict(extra="forbid")
+
+
+@overload
+def settings(cls: type[T], /) -> type[T]: ...
+
+
+@overload
+def settings(*, frozen: bool = True) -> Callable[[type[T]], type[T]]: ...
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field,))
+def settings(cls: type[T] | None = None, /, *, frozen: bool = True) -> Any:
+    """Make ``cls`` a config class: a pydantic dataclass that validates its fields (types, then
+    ``__post_init__``) whenever one is made, also by ``dataclasses.replace``; unknown keys are errors.
+
+    >>> @settings
+    ... class Example:
+    ...     size: tuple[int, int] = (128, 128)
+    >>> Example(size=[96, 64])
+    Example(size=(96, 64))
+    """
+
+    def wrap(c: type[T]) -> type[T]:
+        return cast("type[T]", _pydantic_dataclass(frozen=frozen, config=SETTINGS)(c))
+
+    return wrap if cls is None else wrap(cls)
 
 
 class ConfigError(UserError, ValueError):
@@ -52,12 +81,17 @@ def expand_env(text: str, where: str) -> str:
 
 
 def find_config(name: str) -> Path:
-    """Path of ``configs/NAME`` (``.yaml`` added if missing), from a checkout or the installed package."""
+    """Path of the shipped config ``NAME`` (``.yaml`` added if missing), e.g. ``"pipeline"`` or
+    ``"train/rcn"``: the package ``realtime_mer.configs`` (the checkout's ``configs/`` folder).
+
+    >>> find_config("pipeline").name
+    'pipeline.yaml'
+    """
     fname = name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
-    for d in CONFIG_DIRS:
-        if (d / fname).is_file():
-            return d / fname
-    raise ConfigError(f"no config named {fname!r} in {', '.join(str(d) for d in CONFIG_DIRS)}")
+    path = Path(str(resources.files("realtime_mer.configs").joinpath(fname)))
+    if not path.is_file():
+        raise ConfigError(f"no shipped config named {fname!r} (in {path.parent})")
+    return path
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -74,87 +108,78 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, where)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} fits none of {tp}")
-    if origin is typing.Literal:
-        if value not in args:
-            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
-        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)] if args else list(value)
-    if origin is dict:
-        if value is None:  # an empty YAML section
-            return {}
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
-    if dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
-            return value
-        if value is None:  # an empty YAML section (``recognize:`` with nothing under it): the defaults
-            return from_mapping(tp, {}, where)
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {value!r}")
-        return from_mapping(tp, value, where)
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    return value
+_ADAPTERS: dict[type, TypeAdapter[Any]] = {}
+
+
+def _adapter(cls: type) -> TypeAdapter[Any]:
+    """The pydantic validator of config class ``cls`` (built once)."""
+    if cls not in _ADAPTERS:
+        _ADAPTERS[cls] = TypeAdapter(cls)
+    return _ADAPTERS[cls]
 
 
 def from_mapping(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
-    """Build dataclass ``cls`` from ``data``; unknown keys and wrong types raise ConfigError.
+    """Build config class ``cls`` from ``data`` (e.g. a YAML mapping), validated by pydantic.
 
-    Nested dataclass fields take nested mappings. Fields missing from ``data`` keep their defaults.
+    Keys left out keep their defaults, and an empty section (``recognize:`` with nothing under it)
+    means the defaults too. Every problem is reported in one ConfigError, each with the dotted key
+    it concerns under ``where`` (e.g. ``pipeline.spot.threshold: Input should be a valid number``).
     """
-    data = data or {}
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(
-            f"{where or cls.__name__}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(names))}"
-        )
-    kwargs = {k: _coerce(v, hints[k], f"{where + '.' if where else ''}{k}") for k, v in data.items()}
     try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{where or cls.__name__}: {e}") from e
+        config: T = _adapter(cls).validate_python(_defaults_for_empty(cls, data or {}))
+        return config
+    except ValidationError as e:
+        raise ConfigError(describe_errors(e, where or cls.__name__, cls)) from None
+
+
+def describe_errors(error: ValidationError, where: str, cls: type | None = None) -> str:
+    """One line per problem of a pydantic ValidationError: ``where.key.path: what is wrong (got X)``;
+    unknown keys list the known ones."""
+    lines = []
+    for err in error.errors():
+        loc = [str(part) for part in err["loc"]]
+        if err["type"] == "unexpected_keyword_argument":
+            parent = ".".join([where, *loc[:-1]])
+            known = ", ".join(_field_names(cls, loc[:-1])) if cls is not None else ""
+            lines.append(f"{parent}: unknown key(s) {loc[-1]}" + (f"; known keys: {known}" if known else ""))
+            continue
+        msg = err["msg"].removeprefix("Value error, ")
+        got = "" if err["type"] == "value_error" or "input" not in err else f" (got {err['input']!r})"
+        lines.append(f"{'.'.join([where, *loc])}: {msg}{got}")
+    return "; ".join(lines)
+
+
+def _field_names(cls: Any, path: list[str]) -> list[str]:
+    """Field names of the config class reached from ``cls`` by the field names in ``path``."""
+    for name in path:
+        if not dataclasses.is_dataclass(cls):
+            return []
+        cls = typing.get_type_hints(cls).get(name)
+    return [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
+
+
+def _defaults_for_empty(cls: Any, data: Any) -> Any:
+    """``data`` without the ``None`` values of config-class and mapping fields (empty YAML sections)."""
+    if not (dataclasses.is_dataclass(cls) and isinstance(data, dict)):
+        return data
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for key, value in data.items():
+        tp = hints.get(key)
+        nested = dataclasses.is_dataclass(tp) or typing.get_origin(tp) is dict
+        if value is None and nested:
+            continue
+        out[key] = _defaults_for_empty(tp, value) if nested else value
+    return out
+
+
+def json_schema(cls: type) -> dict[str, Any]:
+    """The JSON Schema of config class ``cls`` (what its YAML may hold)."""
+    schema: dict[str, Any] = _adapter(cls).json_schema()
+    return schema
+
+
+def to_mapping(config: Any) -> dict[str, Any]:
+    """A config as plain YAML-ready data (tuples as lists), e.g. to print the effective settings."""
+    data: dict[str, Any] = _adapter(type(config)).dump_python(config, mode="json")
+    return data

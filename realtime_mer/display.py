@@ -18,8 +18,9 @@ TRACE_H = 120  # px, height of the sigma trace
 FRAME_H = 2 * PANEL  # px, height of the frame panel
 
 
-def render_dashboard(view: FrameView, events: Sequence[Event], *, trace_s: float = 4.0,
-                     show_s: float = 2.0) -> np.ndarray:
+def render_dashboard(
+    view: FrameView, events: Sequence[Event], *, trace_s: float = 4.0, show_s: float = 2.0
+) -> np.ndarray:
     """One BGR image ``(FRAME_H + TRACE_H, w + PANEL, 3)`` uint8 of one processed frame.
 
     Top left the frame scaled to ``FRAME_H`` px high (``w`` px wide) with the landmarks, the
@@ -61,8 +62,10 @@ def render_dashboard(view: FrameView, events: Sequence[Event], *, trace_s: float
 def check_display() -> None:
     """Raise a UserError when no window can be opened (no screen on a Linux machine)."""
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise UserError("--display needs a screen, and DISPLAY is not set: run it on a desktop session "
-                        "(or under Xvfb), or drop --display")
+        raise UserError(
+            "--display needs a screen, and DISPLAY is not set: run it on a desktop session "
+            "(or under Xvfb), or drop --display"
+        )
 
 
 def show(images: Mapping[str, np.ndarray], windows: Iterable[str]) -> bool:

@@ -81,8 +81,12 @@ def check_codecs() -> Check:
 def check_numba() -> Check:
     import numba
 
-    return Check("numba", True, f"{numba.__version__}, threading layer config {numba.config.THREADING_LAYER}, "
-                 f"{numba.config.NUMBA_NUM_THREADS} threads")
+    return Check(
+        "numba",
+        True,
+        f"{numba.__version__}, threading layer config {getattr(numba.config, 'THREADING_LAYER', '?')}, "
+        f"{getattr(numba.config, 'NUMBA_NUM_THREADS', '?')} threads",
+    )
 
 
 def check_gpu() -> Check:
@@ -92,8 +96,10 @@ def check_gpu() -> Check:
 
         if cuda.is_available():
             dev = cuda.get_current_device()
-            parts.append(f"numba.cuda: {dev.name.decode() if isinstance(dev.name, bytes) else dev.name} "
-                         f"cc {dev.compute_capability}")
+            parts.append(
+                f"numba.cuda: {dev.name.decode() if isinstance(dev.name, bytes) else dev.name} "
+                f"cc {dev.compute_capability}"
+            )
         else:
             parts.append("numba.cuda: no CUDA GPU")
     except Exception as e:
@@ -120,8 +126,13 @@ def check_tensorrt() -> Check:
     try:
         trt = importlib.import_module("tensorrt")
     except Exception as e:
-        return Check("tensorrt", False, f"not importable ({type(e).__name__}); engines fall back to ONNX Runtime. "
-                     "Install NVIDIA's wheels from https://pypi.nvidia.com on a GPU machine", required=False)
+        return Check(
+            "tensorrt",
+            False,
+            f"not importable ({type(e).__name__}); engines fall back to ONNX Runtime. "
+            "Install NVIDIA's wheels from https://pypi.nvidia.com on a GPU machine",
+            required=False,
+        )
     cuda_api = next((m for m in ("cuda.bindings.driver", "cuda.cuda", "pycuda.driver") if _importable(m)), None)
     return Check("tensorrt", True, f"{trt.__version__}; CUDA API: {cuda_api or 'torch buffers only'}", required=False)
 

@@ -51,11 +51,15 @@ class SpotReport:
 
     def lines(self) -> list[str]:
         """The printed report; the last line is ``spotting F1: <micro-expression F1>``."""
-        out = [f"{self.clips} clips, {self.frames} frames, {self.frames / max(self.seconds, 1e-9):.0f} frames/s "
-               f"per process"]
+        out = [
+            f"{self.clips} clips, {self.frames} frames, {self.frames / max(self.seconds, 1e-9):.0f} frames/s "
+            f"per process"
+        ]
         for name, s in (*self.scores.items(), ("overall", self.overall)):
-            out.append(f"{name:<8} TP {s.tp:4d}  FP {s.fp:4d}  FN {s.fn:4d}  precision {s.precision:.3f}  "
-                       f"recall {s.recall:.3f}  F1 {s.f1:.3f}")
+            out.append(
+                f"{name:<8} TP {s.tp:4d}  FP {s.fp:4d}  FN {s.fn:4d}  precision {s.precision:.3f}  "
+                f"recall {s.recall:.3f}  F1 {s.f1:.3f}"
+            )
         if self.apex_errors:
             e = np.abs(np.asarray(self.apex_errors))
             out.append(f"micro apex error: mean {e.mean():.2f} frames, median {np.median(e):.1f}, max {e.max()}")
@@ -81,8 +85,9 @@ def evaluate_clip(truth, config: PipelineConfig) -> SpotReport:
     try:
         while (item := source.read()) is not None:
             image, t = item
-            spotted += proc.process(Frame(truth.clip, index, index / truth.fps if t is None else t,
-                                          time.monotonic(), image))
+            spotted += proc.process(
+                Frame(truth.clip, index, index / truth.fps if t is None else t, time.monotonic(), image)
+            )
             index += 1
     finally:
         spotted += proc.close()
@@ -155,18 +160,30 @@ def demo_report(planted, events) -> str:
     Both sides are compared in time (the live source may skip frames), on a 1 ms grid.
     """
     ms = 1000.0
-    truth = [(round(e.t_onset * ms), round(e.t_apex * ms), round(e.t_offset * ms), e.kind)
-             for e in planted if e.kind in KINDS]
-    pred = [(round(e.interval.t_onset * ms), round(e.interval.t_apex * ms), round(e.interval.t_offset * ms),
-             e.interval.kind) for e in events]
+    truth = [
+        (round(e.t_onset * ms), round(e.t_apex * ms), round(e.t_offset * ms), e.kind)
+        for e in planted
+        if e.kind in KINDS
+    ]
+    pred = [
+        (
+            round(e.interval.t_onset * ms),
+            round(e.interval.t_apex * ms),
+            round(e.interval.t_offset * ms),
+            e.interval.kind,
+        )
+        for e in events
+    ]
     m = match_intervals(pred, truth, by_kind=True)
     kept = [e for e in planted if e.kind in KINDS]
     micro = sum(1 for t in truth if t[3] == "micro")
     hits = [(events[i], kept[j]) for i, j, _ in m.pairs if truth[j][3] == "micro"]
     labelled = [(e.label, p.label) for e, p in hits if e.label is not None and p.label in e.probs]
-    line = (f"demo: spotted {len(hits)} of {micro} planted micro-expressions (IoU >= 0.5); "
-            f"{len(pred)} intervals reported, {m.score.tp} matched a planted event of their kind, "
-            f"{m.score.fp} did not; {sum(1 for e in planted if e.kind == 'blink')} blinks planted")
+    line = (
+        f"demo: spotted {len(hits)} of {micro} planted micro-expressions (IoU >= 0.5); "
+        f"{len(pred)} intervals reported, {m.score.tp} matched a planted event of their kind, "
+        f"{m.score.fp} did not; {sum(1 for e in planted if e.kind == 'blink')} blinks planted"
+    )
     if labelled:
         line += f"; {sum(a == b for a, b in labelled)} of {len(labelled)} recognized as the planted class"
     return line

@@ -68,8 +68,10 @@ def parse_source(text: str, where: str, base: Path | None = None) -> SourceSpec:
     if re.fullmatch(r"(camera:)?\d+", low):
         return SourceSpec("camera", int(low.removeprefix("camera:")))
     if re.match(r"^[a-z][a-z0-9+.-]*://", low):
-        raise ConfigError(f"{where}: {redact_url(text)!r} is not a source this tool reads; use rtsp:// or "
-                          "rtsps:// URLs, file paths or camera indices")
+        raise ConfigError(
+            f"{where}: {redact_url(text)!r} is not a source this tool reads; use rtsp:// or "
+            "rtsps:// URLs, file paths or camera indices"
+        )
     path = Path(text).expanduser()
     if base is not None and not path.is_absolute():
         path = base / path
@@ -82,8 +84,10 @@ def _check_url(url: str, where: str) -> None:
         raise ConfigError(f"{where}: malformed URL {shown!r}: it contains white space")
     authority = url.partition("://")[2].split("/", 1)[0]
     if "#" in authority or "?" in authority:
-        raise ConfigError(f"{where}: malformed URL {shown!r}: '#' or '?' in the user name or password; "
-                          "percent-encode them (# as %23, ? as %3F)")
+        raise ConfigError(
+            f"{where}: malformed URL {shown!r}: '#' or '?' in the user name or password; "
+            "percent-encode them (# as %23, ? as %3F)"
+        )
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -129,8 +133,10 @@ def _read_yaml(p: Path, text: str) -> list[SourceSpec]:
         raise ConfigError(f"{p}: not valid YAML: {e}") from e
     if isinstance(data, dict):
         if set(data) != {"feeds"}:
-            raise ConfigError(f"{p}: expected a list of feeds, or a mapping with only the key 'feeds'; "
-                              f"got keys {', '.join(map(str, data))}")
+            raise ConfigError(
+                f"{p}: expected a list of feeds, or a mapping with only the key 'feeds'; "
+                f"got keys {', '.join(map(str, data))}"
+            )
         data = data["feeds"]
     if not isinstance(data, list):
         raise ConfigError(f"{p}: expected a list of feeds, got {type(data).__name__}")
@@ -142,8 +148,7 @@ def _feed(p: Path, k: int, entry: Any) -> SourceSpec:
     if isinstance(entry, str):
         entry = {"url": entry}
     if not isinstance(entry, dict):
-        raise ConfigError(f"{where}: expected a mapping with 'url' (and optional 'name' and settings), "
-                          f"got {entry!r}")
+        raise ConfigError(f"{where}: expected a mapping with 'url' (and optional 'name' and settings), got {entry!r}")
     name = entry.get("name")
     if name is not None:
         if not isinstance(name, str) or not name.strip():
@@ -151,8 +156,9 @@ def _feed(p: Path, k: int, entry: Any) -> SourceSpec:
         where = f"{where} ({name})"
     unknown = sorted(set(map(str, entry)) - set(FEED_KEYS))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; known keys: "
-                          f"{', '.join(FEED_KEYS)}")
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; known keys: {', '.join(FEED_KEYS)}"
+        )
     url = entry.get("url")
     if isinstance(url, int) and not isinstance(url, bool):
         url = str(url)
@@ -190,8 +196,9 @@ def check_names(specs: Sequence[SourceSpec], where: str) -> None:
     for k, s in enumerate(specs, 1):
         name = display_name(s)
         if name in seen:
-            raise ConfigError(f"{where}: feeds {seen[name]} and {k} are both named {name!r}; give each a "
-                              "distinct 'name'")
+            raise ConfigError(
+                f"{where}: feeds {seen[name]} and {k} are both named {name!r}; give each a distinct 'name'"
+            )
         seen[name] = k
 
 

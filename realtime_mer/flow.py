@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import cv2
 import numpy as np
 
 from realtime_mer.errors import UserError
+
+from .config import settings
 
 FlowMethod = Literal["tvl1", "dis", "farneback"]
 Normalize = Literal["minmax", "none"]
@@ -76,7 +77,7 @@ class FlowInputError(UserError, ValueError):
     """An image, flow or sequence handed to this module has the wrong shape, dtype or range."""
 
 
-@dataclass(frozen=True)
+@settings
 class FlowConfig:
     """The flow stage's settings.
 
@@ -192,10 +193,10 @@ class FlowEstimator:
 
     def _object(self, shape: tuple[int, ...]) -> cv2.DenseOpticalFlow:
         if shape not in self._objects:
-            if self.method == "tvl1":
-                self._objects[shape] = cv2.optflow.DualTVL1OpticalFlow_create(**TVL1_PRESETS[self.preset])
+            if self.method == "tvl1":  # OpenCV's type stubs lack the contrib and DIS factories
+                self._objects[shape] = cv2.optflow.DualTVL1OpticalFlow_create(**TVL1_PRESETS[self.preset])  # type: ignore[attr-defined]
             else:
-                self._objects[shape] = cv2.DISOpticalFlow_create(DIS_PRESETS[self.preset])
+                self._objects[shape] = cv2.DISOpticalFlow_create(DIS_PRESETS[self.preset])  # type: ignore[attr-defined]
         return self._objects[shape]
 
     def grey(self, img: np.ndarray, what: str = "image") -> np.ndarray:
@@ -221,10 +222,10 @@ class FlowEstimator:
         if self.method == "farneback":
             return cv2.calcOpticalFlowFarneback(g0, g1, out, *FARNEBACK_PARAMS)
         if self.method == "tvl1":
-            return self._object(g0.shape).calc(g0, g1, out)
+            return self._object(g0.shape).calc(g0, g1, out)  # type: ignore[arg-type]  # None: a new array
         # OpenCV 5.0's DIS segfaults when calls with a caller's flow buffer and calls without one alternate
         # at changing sizes, so DIS always allocates its own output and the result is copied into ``out``.
-        flow = self._object(g0.shape).calc(g0, g1, None)
+        flow = self._object(g0.shape).calc(g0, g1, None)  # type: ignore[call-overload]  # None: a new array
         if out is None:
             return flow
         np.copyto(out, flow)

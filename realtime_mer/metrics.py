@@ -77,16 +77,29 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.events = Counter("realtime_mer_events", "Events emitted", ["stream", "kind", "label"], registry=r)
-        self.stage = Histogram("realtime_mer_stage_seconds", "Time per frame (face, evm, spot) or per event "
-                               "(input, engine) in each stage", ["stream", "stage"], buckets=STAGE_BUCKETS,
-                               registry=r)
-        self.event_latency = Histogram("realtime_mer_event_latency_seconds", "From the capture of an event's "
-                                       "offset frame to its emission", ["stream"], buckets=LATENCY_BUCKETS,
-                                       registry=r)
-        self.recognition_errors = Counter("realtime_mer_recognition_errors", "Events sent unlabelled because "
-                                          "recognition failed", ["model"], registry=r)
-        self.sink_failures = Counter("realtime_mer_sink_failures", "Records a sink could not take after its "
-                                     "retries", ["sink"], registry=r)
+        self.stage = Histogram(
+            "realtime_mer_stage_seconds",
+            "Time per frame (face, evm, spot) or per event (input, engine) in each stage",
+            ["stream", "stage"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self.event_latency = Histogram(
+            "realtime_mer_event_latency_seconds",
+            "From the capture of an event's offset frame to its emission",
+            ["stream"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.recognition_errors = Counter(
+            "realtime_mer_recognition_errors",
+            "Events sent unlabelled because recognition failed",
+            ["model"],
+            registry=r,
+        )
+        self.sink_failures = Counter(
+            "realtime_mer_sink_failures", "Records a sink could not take after its retries", ["sink"], registry=r
+        )
         self._feeds: dict[str, Callable[[], FeedSnapshot]] = {}
         self._queues: dict[str, Callable[[], int]] = {}
         self._lock = threading.Lock()
@@ -120,8 +133,9 @@ class Metrics:
         try:
             self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
         except OSError as e:
-            raise UserError(f"cannot serve metrics on {host}:{port}: {e.strerror}; choose another "
-                            "--metrics-port") from e
+            raise UserError(
+                f"cannot serve metrics on {host}:{port}: {e.strerror}; choose another --metrics-port"
+            ) from e
         bound = int(self._server.server_address[1])
         log.info("metrics on http://%s:%d/metrics", host, bound)
         return bound
@@ -149,19 +163,23 @@ class _Live(Collector):
             queues = dict(self.m._queues)
         counters = {
             "frames": CounterMetricFamily("realtime_mer_frames", "Frames read from the source", labels=["stream"]),
-            "processed": CounterMetricFamily("realtime_mer_processed_frames", "Frames through the signal path",
-                                             labels=["stream"]),
-            "dropped": CounterMetricFamily("realtime_mer_dropped_frames", "Frames dropped because processing "
-                                           "lagged", labels=["stream"]),
-            "bad_frames": CounterMetricFamily("realtime_mer_bad_frames", "Frames that did not decode",
-                                              labels=["stream"]),
-            "failed_frames": CounterMetricFamily("realtime_mer_failed_frames", "Frames a stage failed on",
-                                                 labels=["stream"]),
-            "reconnects": CounterMetricFamily("realtime_mer_reconnects", "Successful reconnections",
-                                              labels=["stream"]),
+            "processed": CounterMetricFamily(
+                "realtime_mer_processed_frames", "Frames through the signal path", labels=["stream"]
+            ),
+            "dropped": CounterMetricFamily(
+                "realtime_mer_dropped_frames", "Frames dropped because processing lagged", labels=["stream"]
+            ),
+            "bad_frames": CounterMetricFamily(
+                "realtime_mer_bad_frames", "Frames that did not decode", labels=["stream"]
+            ),
+            "failed_frames": CounterMetricFamily(
+                "realtime_mer_failed_frames", "Frames a stage failed on", labels=["stream"]
+            ),
+            "reconnects": CounterMetricFamily("realtime_mer_reconnects", "Successful reconnections", labels=["stream"]),
         }
-        state = GaugeMetricFamily("realtime_mer_stream_state", "1 for the feed's current state",
-                                  labels=["stream", "state"])
+        state = GaugeMetricFamily(
+            "realtime_mer_stream_state", "1 for the feed's current state", labels=["stream", "state"]
+        )
         fps = GaugeMetricFamily("realtime_mer_stream_fps", "Measured frame rate", labels=["stream", "direction"])
         faces = GaugeMetricFamily("realtime_mer_faces", "Faces in the last processed frame", labels=["stream"])
         depth = GaugeMetricFamily("realtime_mer_queue_depth", "Items waiting in a queue", labels=["queue"])

@@ -95,8 +95,9 @@ def draw_faces(image: np.ndarray, view: FrameView, events: Sequence[Event], show
             _draw_label(image, box, max(mine, key=lambda e: e.interval.t_offset), color, fs)
 
 
-def _box(image: np.ndarray, bbox: tuple[float, float, float, float],
-         scale: tuple[float, float]) -> tuple[int, int, int, int]:
+def _box(
+    image: np.ndarray, bbox: tuple[float, float, float, float], scale: tuple[float, float]
+) -> tuple[int, int, int, int]:
     """``bbox`` (frame pixels) as integer corners in ``image`` pixels (``scale``: x and y factors), inside it."""
     h, w = image.shape[:2]
     x0, x1 = (round(v * scale[0]) for v in bbox[::2])
@@ -117,7 +118,7 @@ def _width(text: str, fs: float) -> int:
 def _darken(image: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> None:
     """Darken the rectangle ``[x0, x1) x [y0, y1)`` (clipped to the image) to a quarter: a backing for text."""
     h, w = image.shape[:2]
-    roi = image[max(y0, 0):min(y1, h), max(x0, 0):min(x1, w)]
+    roi = image[max(y0, 0) : min(y1, h), max(x0, 0) : min(x1, w)]
     roi //= 4
 
 
@@ -128,8 +129,9 @@ def _tag(image: np.ndarray, text: str, org: tuple[int, int], fs: float, color: t
     _put(image, text, org, fs, color)
 
 
-def _draw_label(image: np.ndarray, box: tuple[int, int, int, int], event: Event, color: tuple[int, int, int],
-                fs: float) -> None:
+def _draw_label(
+    image: np.ndarray, box: tuple[int, int, int, int], event: Event, color: tuple[int, int, int], fs: float
+) -> None:
     """The event's caption and one bar per class (length = probability) on a dark panel beside ``box``.
 
     The panel goes right of the box, or left of it where the frame has no room on the right.
@@ -154,8 +156,9 @@ def _draw_label(image: np.ndarray, box: tuple[int, int, int, int], event: Event,
         cv2.rectangle(image, (bx, top + pad), (bx + bar_w, baseline), (90, 90, 90), 1)
         filled = round(bar_w * float(np.clip(p, 0.0, 1.0)))
         if filled:
-            cv2.rectangle(image, (bx, top + pad), (bx + filled, baseline),
-                          color if name == event.label else (160, 160, 160), -1)
+            cv2.rectangle(
+                image, (bx, top + pad), (bx + filled, baseline), color if name == event.label else (160, 160, 160), -1
+            )
         _put(image, f"{p:.2f}", (bx + bar_w + pad, baseline), small, TEXT)
 
 
@@ -186,18 +189,18 @@ def draw_trace(canvas: np.ndarray, view: FrameView, events: Sequence[Event], tra
         iv = e.interval
         if iv.t_offset >= t0 and iv.t_onset <= t1:
             a, b = (round(float(v)) for v in np.clip(xs(np.array([iv.t_onset, iv.t_offset])), 0, w - 1))
-            span = canvas[top:bottom + 1, a:b + 1]
+            span = canvas[top : bottom + 1, a : b + 1]
             span[:] = (0.65 * span + 0.35 * np.array(track_color(e.track))).astype(np.uint8)
     window = [(tr, (tr.sigma_t >= t0) & np.isfinite(tr.sigma)) for tr in view.tracks]
     seen = [float(tr.sigma[m].max()) for tr, m in window if m.any()]
     thresholds = sorted({float(tr.threshold) for tr in view.tracks})
     ymax = max([2.0 * th for th in thresholds] + seen + [1e-6])
 
-    def ys(s: np.ndarray) -> np.ndarray:
+    def ys(s: np.ndarray | float) -> np.ndarray:
         return bottom - np.clip(np.asarray(s, np.float64), 0.0, ymax) / ymax * (bottom - top)
 
     for th in thresholds:
-        y = round(float(ys(th)))
+        y = round(float(ys(np.float64(th))))
         for x in range(0, w, 12):
             cv2.line(canvas, (x, y), (min(x + 6, w - 1), y), THRESHOLD, 1)
     for tr, m in window:
@@ -211,8 +214,15 @@ def draw_trace(canvas: np.ndarray, view: FrameView, events: Sequence[Event], tra
     cv2.putText(canvas, label, (4, 13), FONT, 0.38, TEXT, 1, cv2.LINE_AA)
 
 
-def compose(view: FrameView, events: Sequence[Event], *, trace_s: float = 4.0, show_s: float = 2.0,
-            strip_px: int = STRIP_PX, size: tuple[int, int] | None = None) -> np.ndarray:
+def compose(
+    view: FrameView,
+    events: Sequence[Event],
+    *,
+    trace_s: float = 4.0,
+    show_s: float = 2.0,
+    strip_px: int = STRIP_PX,
+    size: tuple[int, int] | None = None,
+) -> np.ndarray:
     """The overlay frame: boxes, ids and labels on a copy of the frame, the trace strip under it.
 
     Args:

@@ -31,7 +31,7 @@ import numpy as np
 
 from .buffer import FaceRing
 from .capture import CaptureConfig, CaptureThread, open_source
-from .config import ConfigError, find_config, from_mapping, load_yaml
+from .config import ConfigError, find_config, from_mapping, load_yaml, settings
 from .face import FaceConfig, FaceStage
 from .feeds import SourceSpec, check_names
 from .magnify import MagnifyConfig, make_magnifier
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "EventStage",
+    "prepare",
     "Pipeline",
     "PipelineConfig",
     "RunSummary",
@@ -63,7 +64,7 @@ EXIT_OK, EXIT_FEED_FAILED, EXIT_SINK_FAILED, EXIT_RECOGNITION_FAILED = 0, 3, 4, 
 MAX_FAILED_FRAMES = 100  # frames in a row a worker may fail on before it gives its feed up
 
 
-@dataclass
+@settings
 class PipelineConfig:
     """Every stage's config; ``configs/pipeline.yaml`` holds the defaults users edit.
 
@@ -205,7 +206,7 @@ class StreamSummary:
     state: str | None = None
     error: str | None = None
     stage_ms: dict[str, float] = field(default_factory=dict)
-    planted: tuple = ()  # a synthetic source's planted events (ground truth), empty for real sources
+    planted: tuple[Any, ...] = ()  # a synthetic source's planted events (ground truth), empty for real sources
 
 
 @dataclass
@@ -234,14 +235,17 @@ class RunSummary:
         parts = [f"{self.events} events in {self.seconds:.1f} s"]
         for s in self.streams:
             stages = ", ".join(f"{k} {v:.2f} ms" for k, v in s.stage_ms.items())
-            line = (f"{s.stream}: {s.state or 'not started'}, {s.frames} frames ({s.frames_with_face} with a face) "
-                    f"at {s.fps:.1f} fps, {s.dropped} dropped, {s.bad_frames} bad, {s.failed_frames} failed, "
-                    f"{s.reconnects} reconnects, {s.events} events, last frame {s.last_index}; medians: {stages}")
+            line = (
+                f"{s.stream}: {s.state or 'not started'}, {s.frames} frames ({s.frames_with_face} with a face) "
+                f"at {s.fps:.1f} fps, {s.dropped} dropped, {s.bad_frames} bad, {s.failed_frames} failed, "
+                f"{s.reconnects} reconnects, {s.events} events, last frame {s.last_index}; medians: {stages}"
+            )
             parts.append(line + (f"; error: {s.error}" if s.error else ""))
         for name, v in self.sinks.items():
             if v["failed"] or v["pending"]:
-                parts.append(f"sink {name}: {v['delivered']} delivered, {v['failed']} failed, {v['pending']} "
-                             "still pending")
+                parts.append(
+                    f"sink {name}: {v['delivered']} delivered, {v['failed']} failed, {v['pending']} still pending"
+                )
         if self.recognition_errors:
             parts.append(f"{self.recognition_errors} events unlabelled because recognition failed")
         return "; ".join(parts)
@@ -258,17 +262,23 @@ class StreamProcessor:
     Args:
         stream: stream id.
         config: the pipeline config.
-        fps: the stream's frame rate now (Hz); read when a track starts and every second after.
+        fps: the stream's frame rate (Hz), or a function giving its rate now (read when a track
+            starts and every second after).
         observe: receives ``(stage, seconds)`` of every stage timing (metrics).
     """
 
     RATE_EVERY = 30  # frames between rate checks
 
-    def __init__(self, stream: str, config: PipelineConfig, fps: Callable[[], float],
-                 observe: Callable[[str, float], None] | None = None) -> None:
+    def __init__(
+        self,
+        stream: str,
+        config: PipelineConfig,
+        fps: float | Callable[[], float] = 30.0,
+        observe: Callable[[str, float], None] | None = None,
+    ) -> None:
         self.stream = stream
         self.config = config
-        self.fps = fps
+        self.fps: Callable[[], float] = fps if callable(fps) else (lambda: float(fps))
         self.faces = FaceStage(config.face)
         self.tracks: dict[int, _Track] = {}
         self.clock = StageClock(observe=observe)
@@ -297,8 +307,11 @@ class StreamProcessor:
         """Run one frame through every stage; the intervals whose offset frame is this one or earlier."""
         out: list[Spotted] = []
         if self._last is not None and (frame.session != self._session or frame.image.shape != self._shape):
-            why = (f"session {frame.session} of the feed" if frame.session != self._session
-                   else f"the frame size changed from {self._shape} to {frame.image.shape}")
+            why = (
+                f"session {frame.session} of the feed"
+                if frame.session != self._session
+                else f"the frame size changed from {self._shape} to {frame.image.shape}"
+            )
             log.info("%s: %s; restarting its tracks", self.stream, why)
             out += self.restart()
         self._session, self._shape = frame.session, frame.image.shape
@@ -343,8 +356,18 @@ class StreamProcessor:
             tr = self.tracks[tid]
             h = tr.spotter.history()
             face = tr.last_face if tr.last_face is not None and tr.last_face.index == frame.index else None
-            tracks.append(TrackView(tid, tr.last_obs.bbox if tr.last_obs else (0.0, 0.0, 0.0, 0.0), face,
-                                    tr.magnified, h.sigma, h.t, self.config.spot.threshold, tr.spotter.active))
+            tracks.append(
+                TrackView(
+                    tid,
+                    tr.last_obs.bbox if tr.last_obs else (0.0, 0.0, 0.0, 0.0),
+                    face,
+                    tr.magnified,
+                    h.sigma,
+                    h.t,
+                    self.config.spot.threshold,
+                    tr.spotter.active,
+                )
+            )
         return FrameView(frame, self.fps(), points, tuple(tracks))
 
     def restart(self) -> list[Spotted]:
@@ -406,12 +429,21 @@ class StreamProcessor:
         onset_slot = track.ring.slot(interval.onset)
         apex = track.ring.get(interval.apex)
         if onset_slot is None or apex is None:
-            log.warning("interval %s of track %d is older than the ring buffer; raise buffer_seconds",
-                        interval, track_id)
+            log.warning(
+                "interval %s of track %d is older than the ring buffer; raise buffer_seconds", interval, track_id
+            )
             return None
-        return Spotted(self.stream, track_id, interval, track.ring.images[onset_slot].copy(), apex[2].copy(),
-                       track.last_obs.bbox if track.last_obs else (0.0, 0.0, 0.0, 0.0),
-                       float(track.ring.captured[onset_slot]), offset_captured, time.monotonic())
+        return Spotted(
+            self.stream,
+            track_id,
+            interval,
+            track.ring.images[onset_slot].copy(),
+            apex[2].copy(),
+            track.last_obs.bbox if track.last_obs else (0.0, 0.0, 0.0, 0.0),
+            float(track.ring.captured[onset_slot]),
+            offset_captured,
+            time.monotonic(),
+        )
 
 
 class EventStage(threading.Thread):
@@ -422,8 +454,14 @@ class EventStage(threading.Thread):
     thread only, in order.
     """
 
-    def __init__(self, sinks: Sequence[GuardedSink], recognizer: Recognizer | None, metrics: Metrics,
-                 maxsize: int = 64, flush_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        sinks: Sequence[GuardedSink],
+        recognizer: Recognizer | None,
+        metrics: Metrics,
+        maxsize: int = 64,
+        flush_s: float = 1.0,
+    ) -> None:
         super().__init__(name="events", daemon=True)
         self.pending: queue.Queue[Spotted | None] = queue.Queue(maxsize=maxsize)
         self.sinks = list(sinks)
@@ -483,8 +521,9 @@ class EventStage(threading.Thread):
         except Exception as e:  # the events still go out, unlabelled, with the reason
             self.recognition_errors += len(items)
             self.metrics.recognition_errors.labels(model=self.recognizer.name).inc(len(items))
-            log.error("recognition failed for %d event(s); they go out unlabelled: %s: %s", len(items),
-                      type(e).__name__, e)
+            log.error(
+                "recognition failed for %d event(s); they go out unlabelled: %s: %s", len(items), type(e).__name__, e
+            )
             return None, f"recognition failed: {type(e).__name__}: {e}"
 
     def _handle(self, items: list[Spotted]) -> None:
@@ -500,14 +539,19 @@ class EventStage(threading.Thread):
                 self.metrics.stage.labels(stream=item.stream, stage="input").observe(r.input_ms * 1e-3)
                 self.metrics.stage.labels(stream=item.stream, stage="engine").observe(r.engine_ms * 1e-3)
             self.count += 1
-            event = Event(stream=item.stream, track=item.track, interval=item.interval,
-                          id=f"{self.run_id}-{self.count}", utc=utc_iso(wall_of(item.onset_captured)),
-                          latency_ms=latency, **extra)
+            event = Event(
+                stream=item.stream,
+                track=item.track,
+                interval=item.interval,
+                id=f"{self.run_id}-{self.count}",
+                utc=utc_iso(wall_of(item.onset_captured)),
+                latency_ms=latency,
+                **extra,
+            )
             for sink in self.sinks:
                 sink.emit(event)
             self.per_stream[item.stream] += 1
-            self.metrics.events.labels(stream=item.stream, kind=item.interval.kind,
-                                       label=event.label or "none").inc()
+            self.metrics.events.labels(stream=item.stream, kind=item.interval.kind, label=event.label or "none").inc()
             self.metrics.event_latency.labels(stream=item.stream).observe(latency["after_offset"] * 1e-3)
 
 
@@ -518,8 +562,13 @@ class StreamWorker(threading.Thread):
     ``MAX_FAILED_FRAMES`` in a row the feed is given up (``failed``).
     """
 
-    def __init__(self, capture: CaptureThread, processor: StreamProcessor, events: EventStage,
-                 frame_sinks: Sequence[GuardedFrameSink] = ()) -> None:
+    def __init__(
+        self,
+        capture: CaptureThread,
+        processor: StreamProcessor,
+        events: EventStage,
+        frame_sinks: Sequence[GuardedFrameSink] = (),
+    ) -> None:
         super().__init__(name=f"worker-{capture.stream}", daemon=True)
         self.capture = capture
         self.processor = processor
@@ -543,10 +592,19 @@ class StreamWorker(threading.Thread):
     def snapshot(self) -> FeedSnapshot:
         """The feed's counters for the metrics and the health line."""
         c = self.capture.stats()
-        return FeedSnapshot(frames=c.frames_read, processed=self.processor.frames, dropped=c.dropped,
-                            bad_frames=c.bad_frames, failed_frames=self.failed_frames, reconnects=c.reconnects,
-                            state=c.state, queued=c.queued, fps_in=c.fps, fps_processed=self.fps_processed(),
-                            faces=self.faces)
+        return FeedSnapshot(
+            frames=c.frames_read,
+            processed=self.processor.frames,
+            dropped=c.dropped,
+            bad_frames=c.bad_frames,
+            failed_frames=self.failed_frames,
+            reconnects=c.reconnects,
+            state=c.state,
+            queued=c.queued,
+            fps_in=c.fps,
+            fps_processed=self.fps_processed(),
+            faces=self.faces,
+        )
 
     def run(self) -> None:
         p = self.processor
@@ -565,11 +623,13 @@ class StreamWorker(threading.Thread):
                     self.failed_frames += 1
                     in_a_row += 1
                     if self.failed_frames <= 3 or self.failed_frames % 100 == 0:
-                        log.exception("%s: frame %d skipped (%d so far)", self.capture.stream, frame.index,
-                                      self.failed_frames)
+                        log.exception(
+                            "%s: frame %d skipped (%d so far)", self.capture.stream, frame.index, self.failed_frames
+                        )
                     if in_a_row >= MAX_FAILED_FRAMES:
-                        self.capture.fail(RuntimeError(f"{in_a_row} frames in a row failed; last: "
-                                                       f"{type(e).__name__}: {e}"))
+                        self.capture.fail(
+                            RuntimeError(f"{in_a_row} frames in a row failed; last: {type(e).__name__}: {e}")
+                        )
                         break
                     continue
                 for item in spotted:
@@ -610,8 +670,16 @@ class Pipeline:
         health_s: log a health line per feed this often, s (0: never).
     """
 
-    def __init__(self, specs: Sequence[SourceSpec], config: PipelineConfig, sinks: Sequence[Any] = (), *,
-                 metrics: Metrics | None = None, monitor: bool = False, health_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        specs: Sequence[SourceSpec],
+        config: PipelineConfig,
+        sinks: Sequence[Any] = (),
+        *,
+        metrics: Metrics | None = None,
+        monitor: bool = False,
+        health_s: float = 0.0,
+    ) -> None:
         if not specs:
             raise ConfigError("no feeds: give at least one source")
         check_names(specs, "sources")
@@ -640,9 +708,7 @@ class Pipeline:
         stage: EventStage | None = None
         workers: list[StreamWorker] = []
         try:
-            if self.config.recognize.model:
-                recognizer = Recognizer(self.config.recognize)
-                recognizer.warm_up(self.config.face.size)
+            recognizer = prepare(self.config)
             stage = EventStage(self.record_sinks, recognizer, self.metrics, self.config.event_queue)
             for sink in self.record_sinks:
                 self.metrics.watch_queue(f"sink:{sink.name}", sink.pending)
@@ -653,7 +719,6 @@ class Pipeline:
                 worker = StreamWorker(capture, processor, stage, self.frame_sinks)
                 self.metrics.watch_feed(source.name, worker.snapshot)
                 workers.append(worker)
-            _warm_up(self.config)
             stage.start()
             for w in workers:
                 w.start()
@@ -680,7 +745,8 @@ class Pipeline:
         """Per sink name: records/frames delivered, failures, records still pending (a sink that takes
         both records and frames is counted once, with both)."""
         out: dict[str, dict[str, int]] = {}
-        for s in [*self.record_sinks, *self.frame_sinks]:
+        guards: list[GuardedSink | GuardedFrameSink] = [*self.record_sinks, *self.frame_sinks]
+        for s in guards:
             c = out.setdefault(s.name, {"delivered": 0, "failed": 0, "pending": 0})
             c["delivered"] += s.delivered
             c["failed"] += s.failed
@@ -726,8 +792,9 @@ class Pipeline:
                     return
             self._stop.wait(0.03 if self._pollers else 0.2)
 
-    def _shutdown(self, workers: Sequence[StreamWorker], stage: EventStage | None,
-                  recognizer: Recognizer | None) -> None:
+    def _shutdown(
+        self, workers: Sequence[StreamWorker], stage: EventStage | None, recognizer: Recognizer | None
+    ) -> None:
         for w in workers:
             w.capture.stop(timeout=0)
         for w in workers:
@@ -735,10 +802,9 @@ class Pipeline:
         for w in workers:
             if w.ident is not None:  # started
                 w.join()
-        if stage is not None:
-            if stage.is_alive():
-                stage.pending.put(None)
-                stage.join()
+        if stage is not None and stage.is_alive():
+            stage.pending.put(None)
+            stage.join()
         for sink in self.record_sinks:
             sink.close()
         for frame_sink in self.frame_sinks:
@@ -755,23 +821,41 @@ def health_line(worker: StreamWorker) -> str:
     fps_in, fps_out = ("-" if v is None else f"{v:.1f}" for v in (s.fps_in, s.fps_processed))
     share = 100.0 * s.dropped / s.frames if s.frames else 0.0
     events = worker.events.per_stream[worker.capture.stream]
-    return (f"{worker.capture.stream}: {s.state} | in {fps_in} fps, processed {fps_out} fps | dropped {s.dropped} "
-            f"({share:.1f} %) | faces {s.faces} | events {events} | reconnects {s.reconnects}")
+    return (
+        f"{worker.capture.stream}: {s.state} | in {fps_in} fps, processed {fps_out} fps | dropped {s.dropped} "
+        f"({share:.1f} %) | faces {s.faces} | events {events} | reconnects {s.reconnects}"
+    )
 
 
 def _rate_of(capture: CaptureThread) -> Callable[[], float]:
     return lambda: capture.stats().rate
 
 
-def _warm_up(config: PipelineConfig) -> None:
-    """One-time work before any source starts: compile (or load from Numba's cache) the magnifier."""
+def prepare(config: PipelineConfig) -> Recognizer | None:
+    """The one-time work of a run, done before any source starts: load the recognizer (on a first
+    run this exports its ONNX file into the cache), call its engine once, and compile the magnifier's
+    kernels (Numba, cached on disk). Says so in one line when it took a while; returns the recognizer."""
+    t0 = time.monotonic()
+    recognizer = Recognizer(config.recognize) if config.recognize.model else None
+    if recognizer is not None:
+        recognizer.warm_up(config.face.size)
     shape = (*config.face.size[::-1], 3)
     make_magnifier(config.magnify, shape, 30.0).process(np.zeros(shape, np.uint8))
+    took = time.monotonic() - t0
+    if took > 2.0:
+        log.info("prepared in %.1f s (one-time work of a first run: ONNX export, Numba compilation; cached now)", took)
+    return recognizer
 
 
-def run_pipeline(specs: Sequence[SourceSpec], config: PipelineConfig, *, events: str | Path = "-",
-                 max_seconds: float | None = None, extra_sinks: Sequence[Any] = (),
-                 metrics: Metrics | None = None) -> RunSummary:
+def run_pipeline(
+    specs: Sequence[SourceSpec],
+    config: PipelineConfig,
+    *,
+    events: str | Path = "-",
+    max_seconds: float | None = None,
+    extra_sinks: Sequence[Any] = (),
+    metrics: Metrics | None = None,
+) -> RunSummary:
     """Run ``specs`` with a JSON Lines sink on ``events`` (``"-"``: stdout) plus ``extra_sinks``;
     see :class:`Pipeline`."""
     jsonl = JsonlSink(events, from_mapping(JsonlSink.Config, config.sinks.get("jsonl") or {}, "sinks.jsonl"))

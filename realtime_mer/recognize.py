@@ -12,9 +12,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
+from .config import settings
 from .errors import UserError
 from .flow import FlowMethod, flow_strain_map, strcn_g_input
 
@@ -23,7 +25,7 @@ log = logging.getLogger(__name__)
 LIVE_FAMILIES = ("rcn", "strcn-g")
 
 
-@dataclass(frozen=True)
+@settings
 class RecognizeConfig:
     """Which recognizer runs on each spotted interval.
 
@@ -37,13 +39,11 @@ class RecognizeConfig:
 
     model: str | None = "rcn-a"
     weights: str = "default"
-    engine: str = "auto"
+    engine: Literal["auto", "tensorrt", "onnxruntime", "torch"] = "auto"
     flow: FlowMethod = "dis"
     max_batch: int = 32
 
     def __post_init__(self) -> None:
-        if self.engine not in ("auto", "tensorrt", "onnxruntime", "torch"):
-            raise ValueError(f"engine must be auto, tensorrt, onnxruntime or torch, not {self.engine!r}")
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
 
@@ -79,7 +79,8 @@ class Recognizer:
         self.meta = meta
         self.config = config
         self.input_name = meta.inputs[0].name
-        self.input_hw = tuple(meta.inputs[0].shape[-2:])
+        h, w = meta.inputs[0].shape[-2:]
+        self.input_hw = (h, w)
         self.engine = make_engine(config.engine, model=model, meta=meta)
         log.info("recognizer: %s from %s on %s", meta.model, path, self.engine.describe())
 
@@ -100,7 +101,7 @@ class Recognizer:
 
         out: list[Recognition] = []
         for start in range(0, len(pairs), self.config.max_batch):
-            chunk = pairs[start:start + self.config.max_batch]
+            chunk = pairs[start : start + self.config.max_batch]
             t0 = time.perf_counter()
             x = np.stack([self.make_input(a, b) for a, b in chunk])
             t1 = time.perf_counter()
@@ -109,8 +110,14 @@ class Recognizer:
             n = len(chunk)
             for row in p:
                 k = int(np.argmax(row))
-                out.append(Recognition(self.meta.classes[k], dict(zip(self.meta.classes, map(float, row))),
-                                       (t1 - t0) * 1e3 / n, (t2 - t1) * 1e3 / n))
+                out.append(
+                    Recognition(
+                        self.meta.classes[k],
+                        dict(zip(self.meta.classes, map(float, row))),
+                        (t1 - t0) * 1e3 / n,
+                        (t2 - t1) * 1e3 / n,
+                    )
+                )
         return out
 
     def warm_up(self, size: tuple[int, int] = (128, 128)) -> None:
@@ -134,4 +141,5 @@ def _weights_path(config: RecognizeConfig) -> Path:
         return Path(config.weights)
     from .weights import default_weights
 
+    assert config.model is not None
     return default_weights(config.model)

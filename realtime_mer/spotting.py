@@ -80,10 +80,12 @@ import numpy as np
 
 from realtime_mer.types import EventKind, Interval
 
+from .config import settings
+
 _MAD_TO_STD = 1.4826  # median absolute deviation -> standard deviation, Gaussian
 
 
-@dataclass
+@settings
 class SpotConfig:
     """Spotting settings; durations in seconds, levels in units of the noise (see the module docstring).
 
@@ -145,11 +147,12 @@ class SpotConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.micro_min_s < self.micro_max_s < self.macro_max_s:
-            raise ValueError("durations must satisfy 0 < micro_min_s < micro_max_s < macro_max_s, got "
-                             f"{self.micro_min_s}, {self.micro_max_s}, {self.macro_max_s}")
+            raise ValueError(
+                "durations must satisfy 0 < micro_min_s < micro_max_s < macro_max_s, got "
+                f"{self.micro_min_s}, {self.micro_max_s}, {self.macro_max_s}"
+            )
         if not 0 < self.low < self.threshold:
-            raise ValueError(f"levels must satisfy 0 < low < threshold, got low={self.low}, "
-                             f"threshold={self.threshold}")
+            raise ValueError(f"levels must satisfy 0 < low < threshold, got low={self.low}, threshold={self.threshold}")
         if not 0 <= self.end_frac < 1:
             raise ValueError(f"end_frac must be in [0, 1), got {self.end_frac}")
         if self.smooth_s < 0:
@@ -206,9 +209,9 @@ def eye_mask(shape: tuple[int, int], points68: np.ndarray, margin_px: int = 2) -
         raise ValueError(f"points68 must be a finite (68, 2) array of crop pixels, got shape {pts.shape}")
     m = np.zeros(shape, np.uint8)
     for a in (36, 42):
-        cv2.fillPoly(m, [np.round(pts[a:a + 6]).astype(np.int32)], 1)
+        cv2.fillPoly(m, [np.round(pts[a : a + 6]).astype(np.int32)], 1)
     if margin_px > 0:
-        m = cv2.dilate(m, np.ones((2 * margin_px + 1, 2 * margin_px + 1), np.uint8))
+        return cv2.dilate(m, np.ones((2 * margin_px + 1, 2 * margin_px + 1), np.uint8)).astype(bool)
     return m.astype(bool)
 
 
@@ -224,8 +227,14 @@ class Spotter:
             blink rule.
     """
 
-    def __init__(self, fps: float, config: SpotConfig | None = None, shape: tuple[int, ...] = (128, 128, 3),
-                 mask: np.ndarray | None = None, eyes: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        fps: float,
+        config: SpotConfig | None = None,
+        shape: tuple[int, ...] = (128, 128, 3),
+        mask: np.ndarray | None = None,
+        eyes: np.ndarray | None = None,
+    ) -> None:
         self.config = cfg = config or SpotConfig()
         if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] not in (1, 3)):
             raise ValueError(f"shape must be (H, W) or (H, W, C) with C 1 or 3, got {shape}")
@@ -245,13 +254,17 @@ class Spotter:
         self._cells = (cols * k, rows * k)  # cv2 (width, height) of the cell grid
         self._c1 = np.zeros((rows * k, cols * k), np.float32)
         self._c2 = np.zeros_like(self._c1)
-        cover = self._window_sum(cv2.resize(self._mask, self._cells, interpolation=cv2.INTER_AREA),
-                                 np.zeros((rows * k - k + 1, cols * k - k + 1), np.float32)) / (k * k)
+        cover = self._window_sum(
+            cv2.resize(self._mask, self._cells, interpolation=cv2.INTER_AREA),
+            np.zeros((rows * k - k + 1, cols * k - k + 1), np.float32),
+        ) / (k * k)
         valid = cover >= cfg.min_block_cover
         if valid.sum() < cfg.top_k:
-            raise ValueError(f"only {int(valid.sum())} blocks of {cfg.blocks} are at least "
-                             f"{cfg.min_block_cover:.0%} inside the mask; need top_k={cfg.top_k}: "
-                             "use a larger mask or fewer blocks")
+            raise ValueError(
+                f"only {int(valid.sum())} blocks of {cfg.blocks} are at least "
+                f"{cfg.min_block_cover:.0%} inside the mask; need top_k={cfg.top_k}: "
+                "use a larger mask or fewer blocks"
+            )
         self._valid = valid.reshape(-1)
         self._inv_cover = np.where(valid, 1.0 / np.maximum(cover * k * k, 1e-6), 0.0).astype(np.float32)
         self._eyes: np.ndarray | None = None
@@ -332,10 +345,12 @@ class Spotter:
 
     def _to_grey(self, image: np.ndarray) -> None:
         """Write ``image`` as grey float32 into ``self._grey``."""
-        if image.shape != self.shape and not (image.ndim == 2 and self.shape[2:] == (1,)
-                                              and image.shape == self.shape[:2]):
-            raise ValueError(f"image shape {image.shape} does not match the spotter's {self.shape}; "
-                             "make one Spotter per crop size")
+        if image.shape != self.shape and not (
+            image.ndim == 2 and self.shape[2:] == (1,) and image.shape == self.shape[:2]
+        ):
+            raise ValueError(
+                f"image shape {image.shape} does not match the spotter's {self.shape}; make one Spotter per crop size"
+            )
         if image.dtype.kind not in "uif":
             raise ValueError(f"image dtype must be integer or float, got {image.dtype}")
         if image.ndim == 2 or image.shape[2] == 1:
@@ -357,7 +372,7 @@ class Spotter:
         for dy in range(k):
             for dx in range(k):
                 if dy or dx:
-                    out += cells[dy:dy + rows, dx:dx + cols]
+                    out += cells[dy : dy + rows, dx : dx + cols]
         return out
 
     def _block_stds(self, ref: np.ndarray) -> None:
@@ -528,6 +543,7 @@ class Spotter:
 
     def _fissure_change(self) -> float:
         """RMS of ``grey - ref`` over the eye fissures, as a fraction of their contrast."""
+        assert self._eyes is not None
         np.take(self._grey.reshape(-1), self._eyes, out=self._eye_a)
         np.take(self._ref.reshape(-1), self._eyes, out=self._eye_b)
         np.subtract(self._eye_a, self._eye_b, out=self._eye_a)
@@ -635,8 +651,10 @@ def _parts(s: Span) -> tuple[int, int | None, int, str | None]:
         return int(s[0]), int(s[1]), int(s[2]), None
     if len(s) == 4:
         return int(s[0]), int(s[1]), int(s[2]), str(s[3])
-    raise ValueError(f"an interval is an Interval or (onset, offset), (onset, apex, offset) or "
-                     f"(onset, apex, offset, kind); got {s!r}")
+    raise ValueError(
+        f"an interval is an Interval or (onset, offset), (onset, apex, offset) or "
+        f"(onset, apex, offset, kind); got {s!r}"
+    )
 
 
 def interval_iou(a: Span, b: Span) -> float:
@@ -701,8 +719,7 @@ class Match:
     apex_errors: tuple[int, ...]
 
 
-def match_intervals(pred: Sequence[Span], truth: Sequence[Span], iou: float = 0.5,
-                    by_kind: bool = False) -> Match:
+def match_intervals(pred: Sequence[Span], truth: Sequence[Span], iou: float = 0.5, by_kind: bool = False) -> Match:
     """Match predicted to true intervals of one video, each truth and prediction at most once.
 
     A pair may match when its :func:`interval_iou` is ``>= iou`` (and, with ``by_kind``, both
@@ -729,6 +746,10 @@ def match_intervals(pred: Sequence[Span], truth: Sequence[Span], iou: float = 0.
             used_p.add(i)
             used_g.add(j)
             pairs.append((i, j, v))
-    apex = tuple(p[i][1] - g[j][1] for i, j, _ in pairs if p[i][1] is not None and g[j][1] is not None)
+    apex: list[int] = []
+    for i, j, _ in pairs:
+        pa, ga = p[i][1], g[j][1]
+        if pa is not None and ga is not None:
+            apex.append(pa - ga)
     tp = len(pairs)
-    return Match(tuple(pairs), SpotScore(tp, len(p) - tp, len(g) - tp), apex)
+    return Match(tuple(pairs), SpotScore(tp, len(p) - tp, len(g) - tp), tuple(apex))

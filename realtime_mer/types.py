@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -20,7 +20,7 @@ FEED_STATES: tuple[FeedState, ...] = ("connecting", "running", "reconnecting", "
 
 def utc_iso(wall: float) -> str:
     """``time.time()`` seconds as UTC ISO 8601 with milliseconds, e.g. ``2026-11-30T10:43:00.123Z``."""
-    return datetime.fromtimestamp(wall, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def wall_of(monotonic: float) -> float:
@@ -140,15 +140,23 @@ class Event:
     def to_json(self) -> dict[str, Any]:
         """A flat JSON-ready dict: one line of the events file."""
         iv = asdict(self.interval)
-        out: dict[str, Any] = {"type": "event", "id": self.id, "stream": self.stream, "track": self.track,
-                               "kind": iv.pop("kind"), "utc": self.utc}
+        out: dict[str, Any] = {
+            "type": "event",
+            "id": self.id,
+            "stream": self.stream,
+            "track": self.track,
+            "kind": iv.pop("kind"),
+            "utc": self.utc,
+        }
         out.update({k: (round(v, 4) if isinstance(v, float) else v) for k, v in iv.items()})
-        out.update({
-            "label": self.label,
-            "probs": {k: round(float(v), 4) for k, v in self.probs.items()},
-            "model": self.model,
-            "latency_ms": {k: round(float(v), 3) for k, v in self.latency_ms.items()},
-        })
+        out.update(
+            {
+                "label": self.label,
+                "probs": {k: round(float(v), 4) for k, v in self.probs.items()},
+                "model": self.model,
+                "latency_ms": {k: round(float(v), 3) for k, v in self.latency_ms.items()},
+            }
+        )
         if self.error is not None:
             out["error"] = self.error
         return out

@@ -1,2 +1,2 @@
 """``mer-train``: datasets, preprocessing cache, LOSO/LOVO protocols, losses, augmentation, training,
-metrics and reports, architecture search (see :mod:`trainer.cli` for the commands)."""
+metrics and reports, architecture search (see :mod:`realtime_mer.train.cli` for the commands)."""

@@ -3,7 +3,7 @@
 * STRCN (seed 001, Sec. III-E "multi-scale data augmentation"): every training clip is magnified
   with several EVM factors ``alpha`` in [5, 14] (:data:`STRCN_ALPHAS`) and sub-sampled with
   frame keep ratios 100/90/80/70/60 % (:data:`STRCN_KEEP_RATIOS`), 50 variants a clip. These act at
-  preprocessing time: :func:`variant_grid` lists the variants :mod:`trainer.preprocess` computes and
+  preprocessing time: :func:`variant_grid` lists the variants :mod:`realtime_mer.train.preprocess` computes and
   :func:`keep_indices` picks the kept frames of one variant.
 * DTSCNN (seed 004, "sampling method", steps 1-8): nine crops of every frame (a 2-pixel slice cut
   at the top, bottom, left, right, centre or a corner, resized back), and balanced resampling of

@@ -12,7 +12,7 @@ Commands (the first is the default, so ``mer-train --dataset ...`` trains)::
 
 ``--jobs`` folds train in parallel processes, ``--workers`` processes preprocess. The last line
 printed by ``train`` and ``evaluate`` is ``UF1 <value> UAR <value>`` (pooled over all folds, MEGC).
-Dataset syntax: :mod:`trainer.datasets`; settings files: :mod:`trainer.experiment`.
+Dataset syntax: :mod:`realtime_mer.train.datasets`; settings files: :mod:`realtime_mer.train.experiment`.
 """
 
 from __future__ import annotations
@@ -27,8 +27,13 @@ COMMANDS = ("train", "evaluate", "export", "search")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", action="append", default=[], metavar="KIND:PATH",
-                   help="dataset to use (repeat to pool several), e.g. synth:/data/synth?classes=megc3")
+    p.add_argument(
+        "--dataset",
+        action="append",
+        default=[],
+        metavar="KIND:PATH",
+        help="dataset to use (repeat to pool several), e.g. synth:/data/synth?classes=megc3",
+    )
     p.add_argument("--workers", type=int, default=1, help="preprocessing processes (default 1)")
     p.add_argument("--cache", default=None, help="preprocessing cache (default ~/.cache/realtime-mer/preprocess)")
 
@@ -49,10 +54,16 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--batch", type=int, default=None)
         p.add_argument("--loss", default=None, help="crossentropy, balanced, batchfocal or focal")
         p.add_argument("--optimizer", choices=("sgd", "adam"), default=None)
-        p.add_argument("--val-fraction", type=float, default=None,
-                       help="share of the TRAINING subjects held out to pick the epoch (0: fixed epochs)")
+        p.add_argument(
+            "--val-fraction",
+            type=float,
+            default=None,
+            help="share of the TRAINING subjects held out to pick the epoch (0: fixed epochs)",
+        )
         p.add_argument("--per-dataset", action="store_true", default=None, help="one experiment per database")
-        p.add_argument("--lovo-fraction", type=float, default=None, help="LOVO: test this share of videos a fold (0.05)")
+        p.add_argument(
+            "--lovo-fraction", type=float, default=None, help="LOVO: test this share of videos a fold (0.05)"
+        )
         p.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes (default 1)")
         p.add_argument("--no-final", action="store_true", help="do not train and save the all-data model")
         p.add_argument("--verbose", "-v", action="store_true", help="log every epoch of every fold")
@@ -68,11 +79,13 @@ def _parser(command: str) -> argparse.ArgumentParser:
 
 
 def _train(a: argparse.Namespace) -> str:
-    from trainer.experiment import load_run_config, report_last_line, run_experiment
+    from realtime_mer.train.experiment import load_run_config, report_last_line, run_experiment
 
     train = {k: v for k, v in {"epochs": a.epochs, "lr": a.lr, "batch": a.batch, "loss": a.loss,
-                               "optimizer": a.optimizer, "val_fraction": a.val_fraction}.items() if v is not None}  # fmt: skip
-    flags = {k: v for k, v in {"model": a.model, "protocol": a.protocol, "seed": a.seed, "per_dataset": a.per_dataset,
+                               "optimizer": a.optimizer, "val_fraction": a.val_fraction}.items()
+             if v is not None}  # fmt: skip
+    flags = {k: v for k, v in {"model": a.model, "protocol": a.protocol, "seed": a.seed,
+                               "per_dataset": a.per_dataset,
                                "lovo_fraction": a.lovo_fraction}.items() if v is not None}  # fmt: skip
     if train:
         flags["train"] = train
@@ -85,7 +98,7 @@ def _train(a: argparse.Namespace) -> str:
 
 
 def _evaluate(a: argparse.Namespace) -> str:
-    from trainer.experiment import evaluate_checkpoint, report_last_line
+    from realtime_mer.train.experiment import evaluate_checkpoint, report_last_line
 
     scores = evaluate_checkpoint(a.checkpoint, a.dataset, a.out, a.engine, a.workers, a.cache)
     print(f"reports in {a.out}")
@@ -106,9 +119,9 @@ def _search(a: argparse.Namespace) -> str:
 
     from realtime_mer.config import from_mapping, load_yaml
     from realtime_mer.models import get_spec
-    from trainer.experiment import open_datasets
-    from trainer.preprocess import config_for, preprocess
-    from trainer.search import SearchConfig, search, write_architecture
+    from realtime_mer.train.experiment import open_datasets
+    from realtime_mer.train.preprocess import config_for, preprocess
+    from realtime_mer.train.search import SearchConfig, search, write_architecture
 
     settings = load_yaml(a.config) if a.config else {}
     if a.epochs is not None:

@@ -3,12 +3,12 @@
 Settings come from, in increasing priority: :class:`RunConfig`'s defaults, the model's defaults
 file ``configs/train/<model>.yaml`` (else ``configs/train/<family>.yaml``), a ``--config`` file, and
 the command-line flags. Files hold a mapping with the fields of :class:`RunConfig`; ``train`` and
-``preprocess`` are nested mappings (:class:`trainer.train.TrainConfig`,
-:class:`trainer.preprocess.PreprocessConfig` without ``input`` and ``shapes``, which come from the
+``preprocess`` are nested mappings (:class:`realtime_mer.train.train.TrainConfig`,
+:class:`realtime_mer.train.preprocess.PreprocessConfig` without ``input`` and ``shapes``, which come from the
 model).
 
 Output folder (``--out``): ``results.md``, ``results.json``, ``confusion_<set>.png``
-(:mod:`trainer.report`), ``predictions.csv`` (one row per sample: fold, label, prediction,
+(:mod:`realtime_mer.train.report`), ``predictions.csv`` (one row per sample: fold, label, prediction,
 probabilities), ``folds.json`` (per-fold training history), ``config.yaml`` (the merged settings)
 and, unless ``final: false``, ``model.safetensors``: a model trained on every sample with the same
 settings, its :class:`realtime_mer.models.checkpoint.ModelMeta` carrying the classes, the
@@ -22,28 +22,26 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import yaml
 
-from realtime_mer.config import ConfigError, from_mapping, load_yaml
+from realtime_mer.config import ConfigError, find_config, from_mapping, load_yaml, settings
 from realtime_mer.errors import UserError
 from realtime_mer.models import build_model, get_spec
 from realtime_mer.models.checkpoint import ModelMeta, load_checkpoint, save_checkpoint
-from trainer.datasets import Dataset, DatasetError, open_dataset
-from trainer.metrics import FULL, Scores, evaluate
-from trainer.preprocess import Prepared, PreprocessConfig, config_for, preprocess
-from trainer.protocol import Fold, make_folds
-from trainer.report import final_line, markdown_table, write_report
-from trainer.train import FoldResult, TrainConfig, fold_data, run_folds, train_fold
-
-TRAIN_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "train"
+from realtime_mer.train.datasets import Dataset, DatasetError, open_dataset
+from realtime_mer.train.metrics import FULL, Scores, evaluate
+from realtime_mer.train.preprocess import Prepared, PreprocessConfig, config_for, preprocess
+from realtime_mer.train.protocol import Fold, make_folds
+from realtime_mer.train.report import final_line, markdown_table, write_report
+from realtime_mer.train.train import FoldResult, TrainConfig, fold_data, run_folds, train_fold
 
 
-@dataclass(frozen=True)
+@settings
 class RunConfig:
     """Everything a training run needs besides the data.
 
@@ -73,16 +71,19 @@ class RunConfig:
 def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in top.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "model_config" else v
+        out[k] = (
+            _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "model_config" else v
+        )
     return out
 
 
 def model_defaults_file(model: str) -> Path | None:
     """``configs/train/<model>.yaml``, else ``configs/train/<family>.yaml``, else None."""
     for name in (model, get_spec(model).family):
-        p = TRAIN_CONFIG_DIR / f"{name}.yaml"
-        if p.is_file():
-            return p
+        try:
+            return find_config(f"train/{name}")
+        except ConfigError:
+            continue
     return None
 
 
@@ -162,9 +163,14 @@ def run_experiment(
         folds = make_folds(samples, run.protocol, run.per_dataset, run.lovo_fraction, run.train.val_fraction, run.seed)
     except ValueError as e:
         raise UserError(str(e)) from None
-    _log(f"{run.protocol.upper()}: {len(folds)} folds, model {run.model}, {run.train.epochs} epochs, {len(prepared.owner)} training rows")
+    _log(
+        f"{run.protocol.upper()}: {len(folds)} folds, model {run.model}, {run.train.epochs} epochs, "
+        f"{len(prepared.owner)} training rows"
+    )
     t0 = time.perf_counter()
-    results = run_folds(prepared, folds, run.model, model_config, data.classes, pre.input, run.train, run.seed, jobs, verbose)
+    results = run_folds(
+        prepared, folds, run.model, model_config, data.classes, pre.input, run.train, run.seed, jobs, verbose
+    )
     t_train = time.perf_counter() - t0
     y_true, y_pred, probs, fold_of = _pool(prepared, folds, results)
     scores = evaluate(y_true, y_pred, len(data.classes), [s.dataset for s in samples])
@@ -174,7 +180,8 @@ def run_experiment(
         "per_dataset": run.per_dataset, "folds": len(folds), "samples": len(samples), "left_out": prepared.failed,
         "preprocess": asdict(pre), "train": asdict(run.train), "seed": run.seed,
         "seconds": {"preprocess": t_pre, "folds": t_train, "epoch_median": float(np.median(epoch_s)),
-                    "epoch_p99": float(np.percentile(epoch_s, 99)), "jobs": jobs, "threads_per_fold": run.train.threads},
+                    "epoch_p99": float(np.percentile(epoch_s, 99)), "jobs": jobs,
+                    "threads_per_fold": run.train.threads},
     }  # fmt: skip
     write_report(out, scores, data.classes, meta)
     _write_predictions(out / "predictions.csv", samples, y_true, y_pred, probs, fold_of, data.classes)
@@ -183,8 +190,10 @@ def run_experiment(
         _final_model(prepared, run, model_config, pre, data, scores, out)
     print(markdown_table(scores), end="")
     sec = meta["seconds"]
-    print(f"epoch time: median {sec['epoch_median']:.3f} s, p99 {sec['epoch_p99']:.3f} s ({jobs} fold(s) at a time, "
-          f"{run.train.threads} thread(s) each); preprocessing {t_pre:.1f} s; folds {t_train:.1f} s")
+    print(
+        f"epoch time: median {sec['epoch_median']:.3f} s, p99 {sec['epoch_p99']:.3f} s ({jobs} fold(s) at a time, "
+        f"{run.train.threads} thread(s) each); preprocessing {t_pre:.1f} s; folds {t_train:.1f} s"
+    )
     return scores
 
 
@@ -239,7 +248,9 @@ def describe_sources(data: Dataset) -> list[dict[str, Any]]:
     return out
 
 
-def training_meta(pre: PreprocessConfig, run: RunConfig, data: Dataset, scores: dict[str, Scores] | None) -> dict[str, Any]:
+def training_meta(
+    pre: PreprocessConfig, run: RunConfig, data: Dataset, scores: dict[str, Scores] | None
+) -> dict[str, Any]:
     """The ``training`` field of a checkpoint: data, preprocessing, optimisation, protocol scores."""
     return _plain({
         "data": {"datasets": data.source, "summary": data.summary(), "sources": describe_sources(data)},
@@ -260,7 +271,9 @@ def _final_model(prepared: Prepared, run: RunConfig, model_config, pre, data: Da
                         run.seed, keep_state=True)  # fmt: skip
     model = build_model(run.model, model_config)
     model.load_state_dict(result.state_dict)
-    meta = ModelMeta.from_spec(run.model, model_config, classes=data.classes, training=training_meta(pre, run, data, scores))
+    meta = ModelMeta.from_spec(
+        run.model, model_config, classes=data.classes, training=training_meta(pre, run, data, scores)
+    )
     return save_checkpoint(model, out / "model.safetensors", meta)
 
 

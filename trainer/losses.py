@@ -169,7 +169,11 @@ class RegionFocalLoss(nn.Module):
     """
 
     def __init__(
-        self, responsible: Sequence[Sequence[int]], num_classes: int, gamma: float = 2.0, alpha: Sequence[float] | None = None
+        self,
+        responsible: Sequence[Sequence[int]],
+        num_classes: int,
+        gamma: float = 2.0,
+        alpha: Sequence[float] | None = None,
     ):
         super().__init__()
         self.responsible = [list(cs) for cs in responsible]

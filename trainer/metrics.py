@@ -1,6 +1,7 @@
 """Recognition metrics computed the MEGC way: pool the predictions of ALL folds first, then score.
 
-Definitions (seed 002 Eq. 3-5; REFERENCE 1.7, the RCN code's sklearn calls):
+Definitions (seed 002 Eq. 3-5; REFERENCE 1.7, the RCN code's sklearn calls), computed with
+scikit-learn:
 
 * ``UF1`` (macro F1): per class c, F1_c = 2 TP_c / (2 TP_c + FP_c + FN_c); the unweighted mean over
   the classes that occur in the labels or the predictions (sklearn's ``f1_score(average="macro")``
@@ -17,10 +18,12 @@ Inputs are label arrays ``(N,)`` of class indices in ``[0, K)``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import sklearn.metrics as sk
 
 FULL = "full"
 
@@ -35,12 +38,12 @@ def _labels(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarr
 
 
 def confusion_matrix(y_true, y_pred, num_classes: int | None = None) -> np.ndarray:
-    """``(K, K)`` int64 counts, rows = true class, columns = predicted class."""
+    """``(K, K)`` int64 counts, rows = true class, columns = predicted class (scikit-learn's)."""
     t, p = _labels(y_true, y_pred)
     k = num_classes if num_classes is not None else int(max(t.max(initial=-1), p.max(initial=-1)) + 1)
     if t.size and max(t.max(), p.max()) >= k:
         raise ValueError(f"labels must be < num_classes={k}")
-    return np.bincount(t * k + p, minlength=k * k).reshape(k, k)
+    return sk.confusion_matrix(t, p, labels=np.arange(k)).astype(np.int64)
 
 
 def per_class(cm: np.ndarray) -> dict[str, np.ndarray]:
@@ -55,19 +58,22 @@ def per_class(cm: np.ndarray) -> dict[str, np.ndarray]:
     return {"tp": tp, "fp": fp, "fn": fn, "support": support, "f1": f1, "recall": recall}
 
 
-def uf1(y_true, y_pred, num_classes: int | None = None) -> float:
-    """Unweighted (macro) F1 over the classes present in the labels or the predictions."""
-    cm = confusion_matrix(y_true, y_pred, num_classes)
-    pc = per_class(cm)
-    seen = (pc["support"] > 0) | (cm.sum(0) > 0)
-    return float(pc["f1"][seen].mean()) if seen.any() else 0.0
+def uf1(y_true, y_pred) -> float:
+    """Unweighted (macro) F1 over the classes present in the labels or the predictions
+    (scikit-learn's ``f1_score(average="macro")``)."""
+    t, p = _labels(y_true, y_pred)
+    return float(sk.f1_score(t, p, average="macro", zero_division=0.0)) if t.size else 0.0
 
 
-def uar(y_true, y_pred, num_classes: int | None = None) -> float:
-    """Unweighted average recall over the classes present in the labels."""
-    pc = per_class(confusion_matrix(y_true, y_pred, num_classes))
-    present = pc["support"] > 0
-    return float(pc["recall"][present].mean()) if present.any() else 0.0
+def uar(y_true, y_pred) -> float:
+    """Unweighted average recall over the classes present in the labels (scikit-learn's
+    ``balanced_accuracy_score``)."""
+    t, p = _labels(y_true, y_pred)
+    if not t.size:
+        return 0.0
+    with warnings.catch_warnings():  # a predicted class absent from the labels is expected here
+        warnings.simplefilter("ignore", UserWarning)
+        return float(sk.balanced_accuracy_score(t, p))
 
 
 def accuracy(y_true, y_pred) -> float:
@@ -110,7 +116,7 @@ def score(y_true, y_pred, num_classes: int) -> Scores:
     """All metrics of pooled predictions over ``num_classes`` classes."""
     t, p = _labels(y_true, y_pred)
     cm = confusion_matrix(t, p, num_classes)
-    return Scores(uf1(t, p, num_classes), uar(t, p, num_classes), accuracy(t, p), micro_f1(t, p), int(t.size), cm.tolist())
+    return Scores(uf1(t, p), uar(t, p), accuracy(t, p), micro_f1(t, p), int(t.size), cm.tolist())
 
 
 def evaluate(y_true, y_pred, num_classes: int, datasets: Sequence[str] | None = None) -> dict[str, Scores]:

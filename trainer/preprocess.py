@@ -8,8 +8,8 @@ Per sample (the live path's functions, so training sees what the pipeline sees):
    ``face_size``); later frames are aligned with their own landmarks every ``landmark_every``
    frames and by image registration in between, exactly as :class:`realtime_mer.face.FaceStage`
    does. With two faces in a frame the one nearest ``Sample.extra["bbox"]`` is used;
-3. variants (:func:`trainer.augment.variant_grid`): EVM (:func:`realtime_mer.magnify.make_magnifier`)
-   at each ``alpha`` (0: none) over the kept frames (:func:`trainer.augment.keep_indices`);
+3. variants (:func:`realtime_mer.train.augment.variant_grid`): EVM (:func:`realtime_mer.magnify.make_magnifier`)
+   at each ``alpha`` (0: none) over the kept frames (:func:`realtime_mer.train.augment.keep_indices`);
 4. the apex: the labelled one (the nearest kept frame), or where there is none (or ``apex="strcn"``)
    seed 001's rule ``argmax_t std(I_t - I_onset)`` on the aligned grey frames;
 5. the model input (:mod:`realtime_mer.flow`): ``rcn`` ``flow_strain_map`` (3, h, w); ``strcn-g``
@@ -36,22 +36,29 @@ import json
 import multiprocessing as mp
 import os
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from tqdm import tqdm
 
+from realtime_mer.config import settings
 from realtime_mer.errors import UserError
+from realtime_mer.files import atomic_path, cache_dir
 from realtime_mer.flow import STRCN_A_SIZE, FlowMethod
-from trainer.augment import keep_indices, variant_grid
-from trainer.datasets import Dataset, Sample
+from realtime_mer.train.augment import keep_indices, variant_grid
+from realtime_mer.train.datasets import Dataset, Sample
 
 CACHE_VERSION = 1
 InputKind = Literal["rcn", "strcn-g", "strcn-a", "regions", "dtscnn"]
-INPUT_OF_MODEL: dict[str, InputKind] = {"strcn-g": "strcn-g", "strcn-a": "strcn-a", "region-lstm": "regions", "dtscnn": "dtscnn"}
+INPUT_OF_MODEL: dict[str, InputKind] = {
+    "strcn-g": "strcn-g",
+    "strcn-a": "strcn-a",
+    "region-lstm": "regions",
+    "dtscnn": "dtscnn",
+}
 """Registry name (or family) -> input kind; every ``rcn*`` model takes ``rcn``."""
 
 
@@ -63,7 +70,7 @@ class SampleFailure(Exception):
     """This sample has no usable face (a property of the data, cached so re-runs skip it)."""
 
 
-@dataclass(frozen=True)
+@settings
 class PreprocessConfig:
     """How clips become model inputs. ``shapes`` is filled from the model spec (:func:`config_for`).
 
@@ -278,8 +285,12 @@ def prepare_sample(sample: Sample, cfg: PreprocessConfig) -> dict[str, np.ndarra
     last = sample.offset if sample.offset is not None else sample.apex_or_middle()
     frames = read_frames(sample, sample.onset, last)
     if len(frames) < 2:
-        raise PreprocessError(f"{sample.key}: frames {sample.onset}..{last} give {len(frames)} image(s); need 2 or more")
-    numbers = np.array([n for n in (sample.frame_numbers or range(sample.onset, last + 1)) if sample.onset <= n <= last])
+        raise PreprocessError(
+            f"{sample.key}: frames {sample.onset}..{last} give {len(frames)} image(s); need 2 or more"
+        )
+    numbers = np.array(
+        [n for n in (sample.frame_numbers or range(sample.onset, last + 1)) if sample.onset <= n <= last]
+    )
     numbers = numbers[: len(frames)]  # a video may end before the labelled offset
     fps = float(sample.fps or 30.0)
     aligner = _Aligner(cfg, sample.extra.get("bbox"))
@@ -328,8 +339,8 @@ def _flow_image(sample: Sample, cfg: PreprocessConfig) -> dict[str, np.ndarray]:
 
 
 def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/realtime-mer/preprocess`` (``~/.cache/...``)."""
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "realtime-mer" / "preprocess"
+    """The preprocessing cache: ``preprocess`` in the user cache folder (``~/.cache/realtime-mer``)."""
+    return cache_dir() / "preprocess"
 
 
 def sample_file(root: Path, cfg: PreprocessConfig, sample: Sample) -> Path:
@@ -352,10 +363,8 @@ def _work(sample: Sample, cfg: PreprocessConfig, path: Path) -> str | None:
         path.parent.mkdir(parents=True, exist_ok=True)
         _fail_file(path).write_text(str(e))
         return str(e)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **arrays)
     return None
 
 
@@ -416,17 +425,30 @@ def preprocess(
     (root / cfg.key() / "config.json").write_text(json.dumps(asdict(cfg), indent=1, default=list))
     paths = [sample_file(root, cfg, s) for s in dataset.samples]
     todo = [i for i, p in enumerate(paths) if not p.is_file() and not _fail_file(p).is_file()]
-    bar = _Progress(len(todo), f"preprocess {dataset.name} ({len(paths) - len(todo)} cached)", progress)
-    if todo and (workers <= 1 or len(todo) == 1):
-        for i in todo:
-            bar.step(_work(dataset.samples[i], cfg, paths[i]) is not None)
-    elif todo:
-        ctx = mp.get_context("spawn")  # no fork of a process that may hold torch/MediaPipe threads
-        with cf.ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=_init_worker) as pool:
-            futures = [pool.submit(_work, dataset.samples[i], cfg, paths[i]) for i in todo]
-            for f in cf.as_completed(futures):
-                bar.step(f.result() is not None)
-    bar.done()
+    failed = 0
+    with tqdm(
+        total=len(todo),
+        desc=f"preprocess {dataset.name} ({len(paths) - len(todo)} cached)",
+        unit="sample",
+        disable=not progress or not todo,
+        file=sys.stderr,
+    ) as bar:
+
+        def tick(reason: str | None) -> None:
+            nonlocal failed
+            failed += reason is not None
+            bar.set_postfix(without_face=failed, refresh=False)
+            bar.update()
+
+        if todo and (workers <= 1 or len(todo) == 1):
+            for i in todo:
+                tick(_work(dataset.samples[i], cfg, paths[i]))
+        elif todo:
+            ctx = mp.get_context("spawn")  # no fork of a process that may hold torch/MediaPipe threads
+            with cf.ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=_init_worker) as pool:
+                futures = [pool.submit(_work, dataset.samples[i], cfg, paths[i]) for i in todo]
+                for f in cf.as_completed(futures):
+                    tick(f.result())
     return _load(dataset, paths)
 
 
@@ -449,7 +471,9 @@ def _load(dataset: Dataset, paths: list[Path]) -> Prepared:
         row += len(v)
         samples.append(s)
     if not samples:
-        raise PreprocessError(f"no sample of {dataset.source or dataset.name} could be prepared: {'; '.join(failed[:3])}")
+        raise PreprocessError(
+            f"no sample of {dataset.source or dataset.name} could be prepared: {'; '.join(failed[:3])}"
+        )
     return Prepared(
         samples=samples,
         inputs={k: np.concatenate(v) for k, v in chunks.items()},
@@ -458,29 +482,3 @@ def _load(dataset: Dataset, paths: list[Path]) -> Prepared:
         test_rows=np.asarray(test_rows),
         failed=failed,
     )
-
-
-class _Progress:
-    """A one-line progress report on stderr: done/total, failures, rate, time left."""
-
-    def __init__(self, total: int, what: str, enabled: bool):
-        self.total, self.what, self.enabled = total, what, enabled and total > 0
-        self.done_n, self.failed, self.start, self._last = 0, 0, time.monotonic(), 0.0
-
-    def step(self, failed: bool) -> None:
-        self.done_n += 1
-        self.failed += failed
-        now = time.monotonic()
-        if self.enabled and (now - self._last > 0.5 or self.done_n == self.total):
-            self._last = now
-            rate = self.done_n / max(now - self.start, 1e-9)
-            left = (self.total - self.done_n) / rate if rate else 0.0
-            sys.stderr.write(
-                f"\r{self.what}: {self.done_n}/{self.total} ({self.failed} without face) {rate:.1f}/s, {left:.0f} s left  "
-            )
-            sys.stderr.flush()
-
-    def done(self) -> None:
-        if self.enabled:
-            sys.stderr.write(f"\n{self.what}: {self.done_n} prepared in {time.monotonic() - self.start:.1f} s\n")
-            sys.stderr.flush()

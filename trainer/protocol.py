@@ -24,7 +24,7 @@ from typing import Literal
 
 import numpy as np
 
-from trainer.datasets import Sample
+from realtime_mer.train.datasets import Sample
 
 Protocol = Literal["loso", "lovo"]
 

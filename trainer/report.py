@@ -39,7 +39,8 @@ def _ordered(results: Mapping[str, Scores]) -> list[str]:
 
 
 def markdown_table(results: Mapping[str, Scores]) -> str:
-    """``| Set | UF1 | UAR | Acc | n |`` with one row per entry of :func:`trainer.metrics.evaluate`'s result."""
+    """``| Set | UF1 | UAR | Acc | n |`` with one row per entry of the result of
+    :func:`realtime_mer.train.metrics.evaluate`."""
     lines = ["| Set | UF1 | UAR | Acc | n |", "|---|---:|---:|---:|---:|"]
     for k in _ordered(results):
         s = results[k]
@@ -101,7 +102,11 @@ def write_report(
     full = results[FULL]
     text = markdown_table(results) + f"\n{final_line(full.uf1, full.uar)}\n"
     paths["markdown"].write_text(text)
-    doc = {"classes": list(classes), "results": {k: results[k].to_json() for k in _ordered(results)}, "meta": dict(meta or {})}
+    doc = {
+        "classes": list(classes),
+        "results": {k: results[k].to_json() for k in _ordered(results)},
+        "meta": dict(meta or {}),
+    }
     paths["json"].write_text(json.dumps(doc, indent=1, default=str))
     for k in _ordered(results):
         title = f"{DISPLAY.get(k, k)}: UF1 {results[k].uf1:.3f}, UAR {results[k].uar:.3f} (n={results[k].n})"

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
+from realtime_mer.config import settings
 from realtime_mer.models import get_spec
 from realtime_mer.models.rcn import (
     ClassifierAttention,
@@ -48,8 +49,8 @@ from realtime_mer.models.rcn import (
     init_weights,
     upsample_nearest,
 )
-from trainer.preprocess import Prepared
-from trainer.protocol import Fold, with_validation
+from realtime_mer.train.preprocess import Prepared
+from realtime_mer.train.protocol import Fold, with_validation
 
 STEMS = ("conv3-s3", "wide", "hybrid")
 RCLS = ("plain", "shortcut")
@@ -90,7 +91,9 @@ class SuperRCN(nn.Module):
             WideStem(in_channels, f, (1, 2, 3), stride=3, dropout=dropout),
             WideStem(in_channels, f, (1, 3), stride=1, pool=3, dropout=dropout),
         ])  # fmt: skip
-        self.rcls = nn.ModuleList([RCLBlock(f, steps, False, (2, 2), dropout), RCLBlock(f, steps, True, (2, 2), dropout)])
+        self.rcls = nn.ModuleList(
+            [RCLBlock(f, steps, False, (2, 2), dropout), RCLBlock(f, steps, True, (2, 2), dropout)]
+        )
         self.head = ClassifierHead(f, pool_size, num_classes)
         self.attention = ClassifierAttention(pool_size)
         self.input_attention = ClassifierAttention(pool_size, average_weights=True)
@@ -120,7 +123,9 @@ class SuperRCN(nn.Module):
         w = self.head.weight
         outs = [stem(flow) for stem in self.stems]
         if len({tuple(o.shape[-2:]) for o in outs}) != 1:
-            raise ValueError(f"the candidate stems give maps of sizes {[tuple(o.shape[-2:]) for o in outs]}: use a 60x60 input")
+            raise ValueError(
+                f"the candidate stems give maps of sizes {[tuple(o.shape[-2:]) for o in outs]}: use a 60x60 input"
+            )
         h = sum(wi * o for wi, o in zip(ws, outs))
         h = h * (wa[0, 0] + wa[0, 1] * upsample_nearest(self.input_attention(flow, w), h.shape[-2:]))
         att = self.attention(h, w)
@@ -128,7 +133,7 @@ class SuperRCN(nn.Module):
         return self.head(h, attention=wa[2, 0] + wa[2, 1] * att)
 
 
-@dataclass(frozen=True)
+@settings
 class SearchConfig:
     """Settings of the search.
 
@@ -140,7 +145,7 @@ class SearchConfig:
         batch: mini-batch size of both updates.
         val_fraction: share of the subjects used as the validation data of the architecture updates.
         feature_maps, pool_size, steps, dropout: the supernet's (and the exported model's) sizes.
-        threads: torch threads (see :class:`trainer.train.TrainConfig`).
+        threads: torch threads (see :class:`realtime_mer.train.train.TrainConfig`).
     """
 
     epochs: int = 20
@@ -181,7 +186,9 @@ def rank_candidates(probs: dict[str, np.ndarray]) -> list[tuple[str, float]]:
     return sorted(scores, key=lambda t: -t[1])
 
 
-def exported_config(name: str, cfg: SearchConfig, in_channels: int, num_classes: int, size: tuple[int, int]) -> dict[str, Any]:
+def exported_config(
+    name: str, cfg: SearchConfig, in_channels: int, num_classes: int, size: tuple[int, int]
+) -> dict[str, Any]:
     """Training-config mapping (``model``, ``model_config``) of registered variant ``name`` at the search's sizes."""
     overrides: dict[str, Any] = {
         "in_channels": in_channels, "num_classes": num_classes, "feature_maps": cfg.feature_maps,
@@ -237,12 +244,15 @@ def search(
             vloss.backward()
             a_opt.step()
             a_losses.append(float(vloss.detach()))
-        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(w_losses)), "val_loss": float(np.mean(a_losses))})
+        history.append(
+            {"epoch": epoch + 1, "train_loss": float(np.mean(w_losses)), "val_loss": float(np.mean(a_losses))}
+        )
         if log:
             p = net.probabilities()
             log(f"search epoch {epoch + 1}/{cfg.epochs}: train loss {history[-1]['train_loss']:.4f}, "
                 f"val loss {history[-1]['val_loss']:.4f}, stem {np.round(p['stem'], 3).tolist()}, "
-                f"rcl {np.round(p['rcl'], 3).tolist()}, attention on {np.round(p['attention'][:, 1], 3).tolist()}")  # fmt: skip
+                f"rcl {np.round(p['rcl'], 3).tolist()}, "
+                f"attention on {np.round(p['attention'][:, 1], 3).tolist()}")  # fmt: skip
     probs = net.probabilities()
     ranking = rank_candidates(probs)
     config = exported_config(ranking[0][0], cfg, c, num_classes, (h, w))

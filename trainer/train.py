@@ -1,11 +1,11 @@
 """Training of one model on one fold, the protocol over all folds (in parallel processes), prediction.
 
 Every fold trains a fresh model, seeded with ``(seed, fold number)``, for a fixed number of epochs;
-with a validation split (:func:`trainer.protocol.with_validation`, training subjects only) the
+with a validation split (:func:`realtime_mer.train.protocol.with_validation`, training subjects only) the
 weights of the epoch with the best validation UF1 are kept instead of the last ones. The test fold
 is only predicted, once, at the end.
 
-Inputs are the rows of :class:`trainer.preprocess.Prepared`: training uses every variant of the
+Inputs are the rows of :class:`realtime_mer.train.preprocess.Prepared`: training uses every variant of the
 training samples (STRCN's augmentation), validation and test only each sample's test variant.
 Models with several ``logits*`` outputs (DTSCNN's fused and per-stream logits) are trained on the
 sum of their losses; the region CNN-LSTM adds its per-region "not me" focal loss (seed 002) when the
@@ -26,19 +26,21 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
+from realtime_mer.config import settings
 from realtime_mer.models import build_model, get_spec
-from trainer.augment import balanced_indices, flip_input, nine_crop_sequence
-from trainer.losses import RegionFocalLoss, make_loss, responsible_indices
-from trainer.metrics import uf1
-from trainer.preprocess import STATE_INPUTS, Prepared
-from trainer.protocol import Fold
+from realtime_mer.train.augment import balanced_indices, flip_input, nine_crop_sequence
+from realtime_mer.train.losses import RegionFocalLoss, make_loss, responsible_indices
+from realtime_mer.train.metrics import uf1
+from realtime_mer.train.preprocess import STATE_INPUTS, Prepared
+from realtime_mer.train.protocol import Fold
 
 FLIP_SCALE = {"rcn": "minmax", "strcn-g": "raw", "dtscnn": "raw"}
 """Input kinds a mirror flip applies to, and how their ``u`` channel is scaled."""
 
 
-@dataclass(frozen=True)
+@settings
 class TrainConfig:
     """Optimisation of one fold.
 
@@ -49,7 +51,7 @@ class TrainConfig:
         optimizer: ``"sgd"`` (with ``momentum``; the RCN code) or ``"adam"``.
         momentum: SGD momentum.
         weight_decay: L2 penalty.
-        loss: ``crossentropy``, ``balanced``, ``batchfocal`` or ``focal`` (:mod:`trainer.losses`).
+        loss: ``crossentropy``, ``balanced``, ``batchfocal`` or ``focal`` (:mod:`realtime_mer.train.losses`).
         gamma: focusing parameter of the focal losses.
         flip: mirror half of the training inputs at random (flow inputs only).
         balance: ``"nine-crop"``: DTSCNN's balanced resampling of ``per_class`` clips a class per
@@ -163,9 +165,7 @@ def predict(
 # ---------------------------------------------------------------- one fold
 
 
-def _augment(
-    x: dict[str, np.ndarray], kind: str, cfg: TrainConfig, rng: np.random.Generator
-) -> dict[str, np.ndarray]:
+def _augment(x: dict[str, np.ndarray], kind: str, cfg: TrainConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Random mirror flips (and nine-crop jitter) of one batch; returns new arrays where changed."""
     if cfg.balance == "nine-crop":
         x = {k: np.stack([nine_crop_sequence(s, rng) for s in v]) if v.ndim == 5 else v for k, v in x.items()}
@@ -199,7 +199,7 @@ def train_fold(
         data: the fold's rows.
         model_name, model_config: registry name and config overrides.
         classes: class names (``len`` = K).
-        input_kind: :data:`trainer.preprocess.InputKind` of the rows (decides the flip).
+        input_kind: :data:`realtime_mer.train.preprocess.InputKind` of the rows (decides the flip).
         cfg: optimisation settings.
         seed: seeds torch and NumPy for this fold.
         keep_state: return the trained weights in the result.
@@ -229,7 +229,11 @@ def train_fold(
     for epoch in range(cfg.epochs):
         t0 = time.perf_counter()
         model.train()
-        order = balanced_indices(y_train, cfg.per_class, rng) if cfg.balance == "nine-crop" else rng.permutation(len(y_train))
+        order = (
+            balanced_indices(y_train, cfg.per_class, rng)
+            if cfg.balance == "nine-crop"
+            else rng.permutation(len(y_train))
+        )
         losses = []
         for i in range(0, len(order), cfg.batch):
             rows = data.train[order[i : i + cfg.batch]]
@@ -248,10 +252,13 @@ def train_fold(
             losses.append(float(loss.detach()))
         result.epoch_seconds.append(time.perf_counter() - t0)
         result.train_loss.append(float(np.mean(losses)) if losses else float("nan"))
-        line = f"{name}: epoch {epoch + 1}/{cfg.epochs} loss {result.train_loss[-1]:.4f} ({result.epoch_seconds[-1]:.2f} s)"
+        line = (
+            f"{name}: epoch {epoch + 1}/{cfg.epochs} loss {result.train_loss[-1]:.4f} "
+            f"({result.epoch_seconds[-1]:.2f} s)"
+        )
         if len(data.val):
             probs = predict(model, model_name, model_config, {kk: v[data.val] for kk, v in data.inputs.items()})
-            score = uf1(data.labels[data.val], probs.argmax(1), k)
+            score = uf1(data.labels[data.val], probs.argmax(1))
             result.val_uf1.append(score)
             line += f" val UF1 {score:.4f}"
             if best is None or score > best[0]:
@@ -295,24 +302,17 @@ def run_folds(
         (verbose, f.name, fold_data(prepared, f), model_name, model_config, classes, input_kind, cfg, seed * 1000 + i)
         for i, f in enumerate(folds)
     ]  # fmt: skip
-    done = 0
-    if jobs <= 1:
-        out = []
-        for a in args:
-            out.append(_fold_job(a))
-            done += 1
-            _progress(done, len(args))
-        return out
-    results: dict[int, FoldResult] = {}
-    with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(_fold_job, a): i for i, a in enumerate(args)}
-        for f in cf.as_completed(futures):
-            results[futures[f]] = f.result()
-            done += 1
-            _progress(done, len(args))
-    return [results[i] for i in range(len(args))]
-
-
-def _progress(done: int, total: int) -> None:
-    sys.stderr.write(f"\rfolds: {done}/{total} done" + ("\n" if done == total else ""))
-    sys.stderr.flush()
+    with tqdm(total=len(args), desc="folds", unit="fold", file=sys.stderr) as bar:
+        if jobs <= 1:
+            out = []
+            for a in args:
+                out.append(_fold_job(a))
+                bar.update()
+            return out
+        results: dict[int, FoldResult] = {}
+        with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(_fold_job, a): i for i, a in enumerate(args)}
+            for f in cf.as_completed(futures):
+                results[futures[f]] = f.result()
+                bar.update()
+        return [results[i] for i in range(len(args))]

@@ -61,7 +61,8 @@ SOURCES: dict[str, Callable[[str | int, CaptureConfig], Source]] = {
 
 def open_source(kind: str, target: str | int, config: CaptureConfig | None = None) -> Source:
     """A source of ``kind`` (``'camera'``, ``'video'``, ``'replay'`` (a file at its own rate, live),
-    ``'rtsp'``, ``'demo'``) for ``target`` (camera index, file path, URL, ``"SEED:FPS"``). It is opened by :meth:`CaptureThread.start` (or its own ``open``)."""
+    ``'rtsp'``, ``'demo'``) for ``target`` (camera index, file path, URL, ``"SEED:FPS"``). It is
+    opened by :meth:`CaptureThread.start` (or its own ``open``)."""
     try:
         make = SOURCES[kind]
     except KeyError:

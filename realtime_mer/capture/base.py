@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 
+from ..config import settings
 from ..errors import UserError
 
 # Query parameters whose values are secrets (matched case-insensitively as substrings).
@@ -22,7 +22,7 @@ class BadFrame(Exception):
     """One frame could not be decoded; the source is still usable and the next read may succeed."""
 
 
-@dataclass(frozen=True)
+@settings
 class CaptureConfig:
     """How sources open and how the capture thread hands frames on.
 
@@ -64,8 +64,16 @@ class CaptureConfig:
     def __post_init__(self) -> None:
         if self.queue_size < 1:
             raise ValueError(f"queue_size must be at least 1, got {self.queue_size}")
-        for name in ("queue_mb", "open_timeout_s", "read_timeout_s", "probe_s", "backoff_initial_s",
-                     "backoff_max_s", "backoff_reset_s", "stall_s"):
+        for name in (
+            "queue_mb",
+            "open_timeout_s",
+            "read_timeout_s",
+            "probe_s",
+            "backoff_initial_s",
+            "backoff_max_s",
+            "backoff_reset_s",
+            "stall_s",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive seconds, got {getattr(self, name)}")
         if self.backoff_max_s < self.backoff_initial_s:
@@ -98,8 +106,8 @@ class Source(Protocol):
 
     def read(self) -> tuple[np.ndarray, float | None] | None:
         """The next ``(H, W, 3)`` uint8 BGR image and its media time in s (the presentation time;
-        ``None``: use the capture clock), or ``None`` at the end of the stream. Raises BadFrame for one undecodable frame and
-        SourceError when the stream broke."""
+        ``None``: use the capture clock), or ``None`` at the end of the stream. Raises BadFrame for
+        one undecodable frame and SourceError when the stream broke."""
         ...
 
     def close(self) -> None:
@@ -119,7 +127,7 @@ def redact_url(url: str) -> str:
     if sep:
         authority = rest.split("/", 1)[0]
         if "@" in authority:
-            url = f"{scheme}://***@{rest[authority.rindex('@') + 1:]}"
+            url = f"{scheme}://***@{rest[authority.rindex('@') + 1 :]}"
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -127,7 +135,5 @@ def redact_url(url: str) -> str:
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(k, "***" if any(s in k.lower() for s in _SECRET_KEYS) else v) for k, v in pairs], safe="*"
-        )
+        query = urlencode([(k, "***" if any(s in k.lower() for s in _SECRET_KEYS) else v) for k, v in pairs], safe="*")
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))

@@ -49,10 +49,10 @@ class BgrConverter:
         return cv2.cvtColor(self._i420, cv2.COLOR_YUV2BGR_I420)
 
 
-def _copy_plane(plane: av.VideoPlane, out: np.ndarray) -> None:
+def _copy_plane(plane: av.video.plane.VideoPlane, out: np.ndarray) -> None:
     """Copy one image plane (rows padded to ``line_size`` bytes) into ``out`` ``(rows, cols)``."""
     rows, cols = out.shape
-    np.copyto(out, np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:rows, :cols])
+    np.copyto(out, np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)[:rows, :cols])
 
 
 class _Decoder:
@@ -188,11 +188,7 @@ class RtspSource:
             )
         except av.error.FFmpegError as e:
             waited = time.monotonic() - t0
-            what = (
-                f"no answer within {cfg.open_timeout_s:g} s"
-                if waited >= 0.9 * cfg.open_timeout_s
-                else _describe(e)
-            )
+            what = f"no answer within {cfg.open_timeout_s:g} s" if waited >= 0.9 * cfg.open_timeout_s else _describe(e)
             raise SourceError(
                 f"cannot open {self.name} (RTSP over TCP): {what}. Check that the server is running and "
                 "reachable and that host, port, path and credentials are right; for a slow server raise "

@@ -88,8 +88,9 @@ class CaptureStats:
         with it within ``RATE_AGREE`` (a stable value: a measurement that wanders by 1e-14 must not
         change how many frames a duration spans), else the measured rate (a camera that announces
         30 and delivers 15), else the announced one, else 30."""
-        measured, nominal = (r if r is not None and np.isfinite(r) and r > 0 else None
-                             for r in (self.fps, self.nominal_fps))
+        measured, nominal = (
+            r if r is not None and np.isfinite(r) and r > 0 else None for r in (self.fps, self.nominal_fps)
+        )
         if nominal is not None and (measured is None or abs(measured - nominal) <= RATE_AGREE * nominal):
             return float(nominal)
         return float(measured) if measured is not None else 30.0
@@ -173,8 +174,9 @@ class CaptureThread:
                 with self._cond:
                     self._finished = True
                 raise
-        self._thread = threading.Thread(target=self._run, args=(not open_now,), name=f"capture {self.source.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(not open_now,), name=f"capture {self.source.name}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -346,8 +348,11 @@ class CaptureThread:
         if not self._new_session and t_src is not None and self._pts0 is not None and self._last_t is not None:
             t = self._base + (t_src - self._pts0)
             if t <= self._last_t - BACKWARD_JUMP_S:  # the source's clock restarted (a looping server)
-                log.warning("%s: the stream's clock went back by %.1f s; restarting its tracks",
-                            self.source.name, self._last_t - t)
+                log.warning(
+                    "%s: the stream's clock went back by %.1f s; restarting its tracks",
+                    self.source.name,
+                    self._last_t - t,
+                )
                 self._new_session = True
         start = self._new_session
         if start:
@@ -395,7 +400,8 @@ class CaptureThread:
             self._times.append(t)
             if self._state != "running":
                 reason = {"connecting": "first frame", "stalled": "frames again"}.get(
-                    self._state or "", f"frames again after {self._reconnects} reconnection(s)")
+                    self._state or "", f"frames again after {self._reconnects} reconnection(s)"
+                )
                 self._transition("running", reason, index=frame.index)
             limit = min(self.config.queue_size, max(1, int(self.config.queue_mb * 1e6 // max(image.nbytes, 1))))
             if self.source.live:
@@ -429,12 +435,23 @@ class CaptureThread:
                 raise RuntimeError(f"{self.source.name}: no transition from {previous} to {state}")
             self._state = state
             status = Status(
-                stream=self.source.name, state=state, previous=previous, reason=reason, utc=utc_iso(time.time()),
-                session=max(self._session, 0), index=self._read - 1 if index is None else index,
-                frames=self._read, dropped=self._dropped, bad_frames=self._bad, reconnects=self._reconnects,
+                stream=self.source.name,
+                state=state,
+                previous=previous,
+                reason=reason,
+                utc=utc_iso(time.time()),
+                session=max(self._session, 0),
+                index=self._read - 1 if index is None else index,
+                frames=self._read,
+                dropped=self._dropped,
+                bad_frames=self._bad,
+                reconnects=self._reconnects,
             )
-            level = logging.WARNING if state in ("stalled", "reconnecting") else (
-                logging.ERROR if state == "failed" else logging.INFO)
+            level = (
+                logging.WARNING
+                if state in ("stalled", "reconnecting")
+                else (logging.ERROR if state == "failed" else logging.INFO)
+            )
             log.log(level, "%s: %s -> %s (%s)", self.source.name, previous or "-", state, reason)
             for listener in self._listeners:
                 try:

@@ -11,7 +11,7 @@ from realtime_mer.engines.base import (
     EngineError,
     probabilities,
 )
-from realtime_mer.engines.cache import EngineCache, EngineKey, default_cache_dir
+from realtime_mer.engines.cache import EngineCache, EngineKey
 from realtime_mer.engines.factory import AUTO_ORDER, BACKENDS, make_engine
 
 __all__ = [
@@ -22,7 +22,6 @@ __all__ = [
     "EngineCache",
     "EngineError",
     "EngineKey",
-    "default_cache_dir",
     "make_engine",
     "probabilities",
 ]

@@ -64,7 +64,7 @@ class Engine(ABC):
     def predict(self, inputs: Mapping[str, np.ndarray] | np.ndarray) -> dict[str, np.ndarray]:
         """Run one batch; see the module docstring for the contract."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a backend without resources has nothing to release)
         """Release the backend's sessions and device memory; the engine is unusable afterwards."""
 
     def describe(self) -> str:
@@ -115,7 +115,8 @@ def probabilities(outputs: Mapping[str, np.ndarray] | np.ndarray, key: str = "lo
     logits = outputs if isinstance(outputs, np.ndarray) else outputs[key]
     z = np.asarray(logits, dtype=np.float32)
     e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    p: np.ndarray = e / e.sum(axis=-1, keepdims=True)
+    return p
 
 
 def _fmt_shape(shape: InputShape) -> str:

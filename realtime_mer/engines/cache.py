@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -18,15 +17,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from realtime_mer.engines.base import EngineError
+from realtime_mer.files import atomic_path, cache_dir
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-
-
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/realtime-mer`` (``~/.cache/realtime-mer`` when unset)."""
-    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(root) / "realtime-mer"
 
 
 @dataclass(frozen=True)
@@ -65,7 +59,7 @@ class EngineCache:
     """Serialized engines in a folder, one file per :class:`EngineKey` plus a JSON note of the key."""
 
     def __init__(self, root: str | Path | None = None) -> None:
-        self.root = Path(root) if root is not None else default_cache_dir() / "engines"
+        self.root = Path(root) if root is not None else cache_dir() / "engines"
 
     def path(self, key: EngineKey, model: str = "model") -> Path:
         return self.root / key.filename(model)
@@ -99,9 +93,7 @@ class EngineCache:
         engine = load(data)
         if engine is None:
             raise EngineError(f"TensorRT could not load the engine it just built for {model} ({key.precision})")
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".{os.getpid()}.part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
         path.with_suffix(".json").write_text(json.dumps(asdict(key), indent=1, sort_keys=True))
         return engine, path, True

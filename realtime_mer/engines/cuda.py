@@ -21,6 +21,7 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +66,8 @@ def cuda_available() -> bool:
         pc = pycuda_driver()
         return pc is not None and pc.Device.count() > 0
     try:
-        return _check(drv, drv.cuInit(0)) is None and _check(drv, drv.cuDeviceGetCount())[0] > 0
+        _check(drv, drv.cuInit(0))
+        return bool(_check(drv, drv.cuDeviceGetCount())[0] > 0)
     except EngineError:
         return False
 
@@ -163,9 +165,9 @@ class TorchMemory(CudaMemory):
 
         self._torch = torch
         self._device = torch.device("cuda", index)
-        self._stream = torch.cuda.Stream(self._device)
+        self._stream = torch.cuda.Stream(self._device)  # type: ignore[no-untyped-call]
         self.stream = self._stream.cuda_stream
-        self._buffers: dict[int, object] = {}
+        self._buffers: dict[int, Any] = {}  # pointer -> the torch tensor that owns it
 
     def device_array(self, nbytes: int) -> int:
         t = self._torch.empty(max(nbytes, 1), dtype=self._torch.uint8, device=self._device)
@@ -184,7 +186,7 @@ class TorchMemory(CudaMemory):
         with self._torch.cuda.stream(self._stream):
             self._bytes(dst).copy_(self._buffers[src][: dst.nbytes], non_blocking=True)
 
-    def _bytes(self, a: np.ndarray):  # a flat uint8 tensor view of a C-contiguous array
+    def _bytes(self, a: np.ndarray) -> Any:  # a flat uint8 tensor view of a C-contiguous array
         return self._torch.from_numpy(a.reshape(-1).view(np.uint8))
 
     def synchronize(self) -> None:
@@ -265,7 +267,7 @@ class PyCudaMemory(CudaMemory):
         with self.activate():
             self._stream = drv.Stream()
         self.stream = int(self._stream.handle)
-        self._allocs: dict[int, object] = {}
+        self._allocs: dict[int, Any] = {}  # pointer -> pycuda allocation
 
     @contextlib.contextmanager
     def activate(self) -> Iterator[None]:
@@ -283,7 +285,8 @@ class PyCudaMemory(CudaMemory):
 
     def host_array(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         with self.activate():
-            return self._drv.pagelocked_empty(shape, dtype)
+            pinned: np.ndarray = self._drv.pagelocked_empty(shape, dtype)
+        return pinned
 
     def htod(self, dst: int, src: np.ndarray) -> None:
         with self.activate():
@@ -308,10 +311,10 @@ class PyCudaMemory(CudaMemory):
         self._ctx = None
 
 
-def _check(drv: ModuleType, result: tuple) -> tuple | None:
+def _check(drv: ModuleType, result: Any) -> tuple[Any, ...]:
     """Unpack a cuda-python ``(CUresult, *values)`` tuple; a failure is an EngineError naming the call."""
     err, *values = result if isinstance(result, tuple) else (result,)
     if err != drv.CUresult.CUDA_SUCCESS:
         _, msg = drv.cuGetErrorString(err)
         raise EngineError(f"CUDA driver call failed: {err} ({msg.decode() if msg else 'no message'})")
-    return tuple(values) if values else None
+    return tuple(values)

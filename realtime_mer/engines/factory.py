@@ -16,8 +16,8 @@ from typing import Literal
 
 from torch import nn
 
+from realtime_mer import files
 from realtime_mer.engines.base import BackendUnavailableError, Engine, EngineError
-from realtime_mer.engines.cache import default_cache_dir
 from realtime_mer.engines.cuda import cuda_available, torch_cuda_available
 from realtime_mer.engines.tensorrt_engine import (
     DEFAULT_BATCH_PROFILE,
@@ -109,6 +109,8 @@ def _make_torch(req: EngineRequest) -> Engine:
     device = req.device
     if device == "auto":
         device = "cuda:0" if torch_cuda_available() else "cpu"
+    if req.model is None:
+        raise ValueError("the torch backend needs the model itself: pass model= (an nn.Module)")
     return TorchEngine(req.model, meta, device=device, precision=req.precision)
 
 
@@ -173,7 +175,7 @@ def make_engine(
         intra_op_threads=intra_op_threads,
         batch_profile=check_batch_profile(batch_profile),
         calibration=calibration,
-        cache_dir=Path(cache_dir) if cache_dir is not None else default_cache_dir(),
+        cache_dir=Path(cache_dir) if cache_dir is not None else files.cache_dir(),
     )
     if kind != "auto":
         unavailable, make = BACKENDS[kind]
@@ -183,7 +185,7 @@ def make_engine(
         engine = make(req)
         log.info("engine: %s", engine.describe())
         return engine
-    skipped = []
+    skipped: list[str] = []
     for name in AUTO_ORDER:
         unavailable, make = BACKENDS[name]
         reason = unavailable(req)
@@ -207,8 +209,8 @@ def _onnx_for(req: EngineRequest) -> Path:
     """``req.onnx_path``, or an export of ``req.model`` cached under a digest of its metadata and weights."""
     if req.onnx_path is not None:
         return req.onnx_path
-    if req.meta is None:
-        raise ValueError("exporting the model for this backend needs meta= (load_checkpoint returns it)")
+    if req.meta is None or req.model is None:
+        raise ValueError("exporting the model for this backend needs model= and meta= (load_checkpoint returns both)")
     h = hashlib.sha256()
     for k, v in sorted(req.meta.to_strings().items()):
         h.update(f"{k}={v}".encode())

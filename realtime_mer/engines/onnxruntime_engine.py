@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +84,7 @@ class OnnxRuntimeEngine(Engine):
         threads = f", {self.intra_op_threads} intra-op threads" if self.intra_op_threads else ""
         return super().describe() + threads
 
-    def predict(self, inputs):
+    def predict(self, inputs: Mapping[str, np.ndarray] | np.ndarray) -> dict[str, np.ndarray]:
         outs = self._session.run(self.output_names, self.feed(inputs))
         return {n: np.asarray(o, dtype=np.float32) for n, o in zip(self.output_names, outs)}
 

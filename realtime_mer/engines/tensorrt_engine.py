@@ -20,14 +20,16 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
 from realtime_mer.engines.base import BackendUnavailableError, Engine, EngineError
 from realtime_mer.engines.cache import EngineCache, EngineKey
 from realtime_mer.engines.cuda import CudaMemory, gpu_info, gpu_label, make_memory
+from realtime_mer.files import file_sha256
 from realtime_mer.models.checkpoint import CheckpointError
-from realtime_mer.models.export import onnx_sha256, read_onnx_meta
+from realtime_mer.models.export import read_onnx_meta
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,8 @@ def import_tensorrt() -> ModuleType:
         import tensorrt
     except ImportError as e:
         raise BackendUnavailableError(f"{INSTALL_HINT} ({e})") from e
-    return tensorrt
+    module: ModuleType = tensorrt
+    return module
 
 
 def check_batch_profile(profile: Sequence[int]) -> tuple[int, int, int]:
@@ -56,7 +59,7 @@ def check_batch_profile(profile: Sequence[int]) -> tuple[int, int, int]:
     p = tuple(int(n) for n in profile)
     if len(p) != 3 or not 1 <= p[0] <= p[1] <= p[2]:
         raise ValueError(f"batch profile must be (min, opt, max) with 1 <= min <= opt <= max, got {tuple(profile)}")
-    return p  # type: ignore[return-value]
+    return p[0], p[1], p[2]
 
 
 def calibration_digest(batches: CalibrationData | None) -> str:
@@ -125,14 +128,14 @@ def _make_calibrator(trt: ModuleType, batches: CalibrationData, mem: CudaMemory,
     first = batches[0]
     size = next(iter(first.values())).shape[0]
 
-    class _Calibrator(trt.IInt8EntropyCalibrator2):
+    class _Calibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[name-defined,misc]  # trt is a module value
         def __init__(self) -> None:
             trt.IInt8EntropyCalibrator2.__init__(self)
             self._next = iter(batches)
             self._ptrs = {n: mem.device_array(np.asarray(x, np.float32).nbytes) for n, x in first.items()}
 
         def get_batch_size(self) -> int:
-            return size
+            return int(size)
 
         def get_batch(self, names: list[str]) -> list[int] | None:
             batch = next(self._next, None)
@@ -149,7 +152,7 @@ def _make_calibrator(trt: ModuleType, batches: CalibrationData, mem: CudaMemory,
         def read_calibration_cache(self) -> bytes | None:
             return cache_file.read_bytes() if cache_file.is_file() else None
 
-        def write_calibration_cache(self, cache: object) -> None:
+        def write_calibration_cache(self, cache: Any) -> None:  # TensorRT's buffer of the cache
             cache_file.parent.mkdir(parents=True, exist_ok=True)
             cache_file.write_bytes(bytes(cache))
 
@@ -202,7 +205,7 @@ class TensorRTEngine(Engine):
         profile = check_batch_profile(batch_profile)
         gpu, cc = gpu_info(self._index)
         digest = calibration_digest(calibration)
-        key = EngineKey(onnx_sha256(path), trt.__version__, gpu, cc, precision, profile, digest)
+        key = EngineKey(file_sha256(path), trt.__version__, gpu, cc, precision, profile, digest)
         self._mem = make_memory(self._index)
         cache = EngineCache(cache_dir)
         logger = trt.Logger(trt.Logger.WARNING)
@@ -212,6 +215,7 @@ class TensorRTEngine(Engine):
             calibrator = None
             if precision == "int8":
                 calib_file = cache.root / f"{model}-{key.calibration[:16]}.calib"
+                assert calibration is not None  # int8 without calibration data is refused above
                 calibrator = _make_calibrator(trt, calibration, self._mem, calib_file)
             return build_serialized_engine(
                 trt,
@@ -265,13 +269,15 @@ class TensorRTEngine(Engine):
         lo, hi = self._batch_range
         return f"{super().describe()}, batch {lo}-{hi}, engine {self.cache_path.name}"
 
-    def predict(self, inputs):
+    def predict(self, inputs: Mapping[str, np.ndarray] | np.ndarray) -> dict[str, np.ndarray]:
         feed = self.feed(inputs)
         batch = next(iter(feed.values())).shape[0]
         lo, hi = self._batch_range
         if not lo <= batch <= hi:
-            raise ValueError(f"batch {batch} is outside this TensorRT engine's profile {lo}-{hi}: split the batch "
-                             "or rebuild with a wider batch_profile")
+            raise ValueError(
+                f"batch {batch} is outside this TensorRT engine's profile {lo}-{hi}: split the batch "
+                "or rebuild with a wider batch_profile"
+            )
         with self._mem.activate():
             for name, x in feed.items():
                 host = self._host[name][:batch]

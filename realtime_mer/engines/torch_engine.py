@@ -9,7 +9,9 @@ with no allocation besides the returned arrays.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,7 +71,7 @@ class TorchEngine(Engine):
         self._graphs_on = cuda_graphs and self._device.type == "cuda"
         self._model = model.to(self._device).eval()
         self._graphs: dict[int, _Graph] = {}
-        self._stream = torch.cuda.Stream(self._device) if self._device.type == "cuda" else None
+        self._stream = torch.cuda.Stream(self._device) if self._device.type == "cuda" else None  # type: ignore[no-untyped-call]
 
     @property
     def device(self) -> str:
@@ -77,7 +79,7 @@ class TorchEngine(Engine):
             return f"{self._device} ({torch.cuda.get_device_name(self._device)})"
         return "cpu"
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.precision == "fp16":
             return torch.autocast("cuda", dtype=torch.float16, cache_enabled=False)
         return contextlib.nullcontext()
@@ -90,7 +92,7 @@ class TorchEngine(Engine):
             raise ValueError(f"the model returned {len(out)} outputs but its spec names {self.output_names}")
         return tuple(o.float() for o in out)
 
-    def predict(self, inputs):
+    def predict(self, inputs: Mapping[str, np.ndarray] | np.ndarray) -> dict[str, np.ndarray]:
         feed = self.feed(inputs)
         with torch.inference_mode():
             if self._device.type == "cpu":
@@ -107,18 +109,19 @@ class TorchEngine(Engine):
         batch = xs[0].shape[0]
         g = self._graphs.get(batch) or self._capture(xs)
         with torch.cuda.stream(self._stream):
-            for dst, h, x in zip(g.inputs, g.host_in, xs):
-                np.copyto(h, x)
-                dst.copy_(torch.from_numpy(h), non_blocking=True)
+            for dst, pinned, x in zip(g.inputs, g.host_in, xs):
+                np.copyto(pinned, x)
+                dst.copy_(torch.from_numpy(pinned), non_blocking=True)
             g.graph.replay()
-            for h, o in zip(g.host_out, g.outputs):
-                h.copy_(o, non_blocking=True)
+            for host, o in zip(g.host_out, g.outputs):
+                host.copy_(o, non_blocking=True)
+        assert self._stream is not None
         self._stream.synchronize()
         return {n: h.numpy().copy() for n, h in zip(self.output_names, g.host_out)}
 
     def _capture(self, xs: tuple[np.ndarray, ...]) -> _Graph:
         static = tuple(torch.from_numpy(x).to(self._device) for x in xs)
-        side = torch.cuda.Stream(self._device)
+        side = torch.cuda.Stream(self._device)  # type: ignore[no-untyped-call]
         side.wait_stream(torch.cuda.current_stream(self._device))
         with torch.cuda.stream(side):
             for _ in range(_WARMUP_CALLS):

@@ -34,8 +34,36 @@ STRCN_DELTAS: CropDeltas = (0.4, 0.6, 2.2, 1.8)
 # MediaPipe face-mesh points that barely move with facial expressions: forehead, nose ridge and
 # base, eye corners. The similarity to the reference frame is fitted on these.
 RIGID_POINTS = np.array(
-    [10, 151, 9, 8, 109, 338, 67, 297, 108, 337, 69, 299, 168, 6, 197, 195, 5, 4, 1, 2, 98, 327, 48, 278,
-     133, 362, 33, 263],
+    [
+        10,
+        151,
+        9,
+        8,
+        109,
+        338,
+        67,
+        297,
+        108,
+        337,
+        69,
+        299,
+        168,
+        6,
+        197,
+        195,
+        5,
+        4,
+        1,
+        2,
+        98,
+        327,
+        48,
+        278,
+        133,
+        362,
+        33,
+        263,
+    ],
     dtype=np.intp,
 )
 
@@ -54,9 +82,11 @@ def rigid_weight(points68: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     cut = np.zeros((h, w), np.uint8)
     for idx, grow in (((36, 42), 0.12), ((42, 48), 0.12), ((48, 60), 0.2)):
         part = np.zeros_like(cut)
-        cv2.fillPoly(part, [np.round(pts[idx[0]:idx[1]]).astype(np.int32)], 1)
+        cv2.fillPoly(part, [np.round(pts[idx[0] : idx[1]]).astype(np.int32)], 1)
         r = max(1, round(grow * d))
-        cut |= cv2.dilate(part, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+        np.bitwise_or(
+            cut, cv2.dilate(part, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))), out=cut
+        )
     r = max(1, round(0.12 * d))
     brows = np.zeros_like(cut)
     for a, b in ((17, 22), (22, 27)):
@@ -171,7 +201,7 @@ class TrackAligner:
         self._ref_win = np.empty((h, w), np.float32)  # windowed grey reference, for phase correlation
         self._ref_smooth = np.empty((h, w), np.float32)  # blurred grey reference, for Gauss-Newton
         self._sd_weighted = np.empty((4, h * w), np.float32)  # Hann-weighted steepest-descent images
-        self._hessian_inv = np.eye(4)
+        self._hessian_inv: np.ndarray = np.eye(4)
         self._grey8 = np.empty((h, w), np.uint8)
         self._grey = np.empty((h, w), np.float32)
         self._work = np.empty((h, w, 3), np.uint8)
@@ -264,10 +294,12 @@ class TrackAligner:
         Returns:
             crop ``(h, w, 3)`` uint8 (a new array) and the ``(2, 3)`` float64 frame -> crop map.
         """
-        if self.reference is None:
+        if self.reference is None or self.ref_transform is None or self.transform is None:
             if landmarks is None:
                 raise RuntimeError("TrackAligner.align: no reference yet and no landmarks to make one")
-            return self.set_reference(image, landmarks), self.ref_transform
+            crop = self.set_reference(image, landmarks)
+            assert self.ref_transform is not None
+            return crop, self.ref_transform
         if landmarks is not None:
             m = compose(self.ref_transform, similarity(landmarks[RIGID_POINTS, :2], self.reference))
         else:

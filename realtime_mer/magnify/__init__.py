@@ -6,9 +6,9 @@ with :class:`realtime_mer.magnify.numba_cuda.CudaMagnifier`). Importing this pac
 """
 
 from .core import (
+    Magnifier,
     MagnifyConfig,
     MagnifyError,
-    Magnifier,
     Plan,
     auto_levels,
     coefficient_from_hz,

@@ -40,6 +40,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..config import settings
 from ..errors import UserError
 
 BINOMIAL5 = np.array([1.0, 4.0, 6.0, 4.0, 1.0], dtype=np.float32) / np.float32(16.0)
@@ -49,9 +50,7 @@ INV255 = np.float32(1.0 / 255.0)
 """uint8 inputs are scaled by this float32 factor (the same in every backend)."""
 
 # MATLAB rgb2ntsc; ntsc2rgb is its inverse.
-_RGB_TO_YIQ = np.array(
-    [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=np.float64
-)
+_RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=np.float64)
 
 MIN_BAND_SIZE = 5
 """A pyramid level is split further only while both its sides are at least this (matlabPyrTools)."""
@@ -61,7 +60,7 @@ class MagnifyError(UserError, ValueError):
     """An EVM configuration or input is wrong; the message says what and how to fix it."""
 
 
-@dataclass(frozen=True)
+@settings
 class MagnifyConfig:
     """Eulerian Video Magnification settings (one per pipeline; one magnifier per face track).
 
@@ -116,9 +115,8 @@ class MagnifyConfig:
 
     def __post_init__(self) -> None:
         for name in ("alpha", "lambda_c", "low_hz", "high_hz", "chrom_attenuation", "exaggeration"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
-                raise MagnifyError(f"magnify.{name} must be a finite number, got {v!r}")
+            if not math.isfinite(getattr(self, name)):
+                raise MagnifyError(f"magnify.{name} must be a finite number, got {getattr(self, name)!r}")
         if self.alpha < 0 or self.chrom_attenuation < 0 or self.exaggeration < 0:
             raise MagnifyError(
                 "magnify.alpha, chrom_attenuation and exaggeration must be >= 0, got "
@@ -127,19 +125,9 @@ class MagnifyConfig:
         if self.lambda_c <= 0:
             raise MagnifyError(f"magnify.lambda_c must be > 0 pixels, got {self.lambda_c}")
         if not 0 < self.low_hz < self.high_hz:
-            raise MagnifyError(
-                f"magnify needs 0 < low_hz < high_hz, got low_hz={self.low_hz}, high_hz={self.high_hz}"
-            )
-        levels = self.levels
-        if levels is not None and (isinstance(levels, bool) or not isinstance(levels, int) or levels < 2):
+            raise MagnifyError(f"magnify needs 0 < low_hz < high_hz, got low_hz={self.low_hz}, high_hz={self.high_hz}")
+        if self.levels is not None and self.levels < 2:
             raise MagnifyError(f"magnify.levels must be an integer >= 2 or None (auto), got {self.levels!r}")
-        for name, allowed in (
-            ("color", ("yiq", "luma")),
-            ("channel_order", ("bgr", "rgb")),
-            ("backend", ("numba", "reference", "cuda")),
-        ):
-            if getattr(self, name) not in allowed:
-                raise MagnifyError(f"magnify.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
 
 
 def coefficient_from_hz(f_c: float, fps: float) -> float:

@@ -27,6 +27,7 @@ from torch import nn
 
 from realtime_mer import __version__
 from realtime_mer.errors import UserError
+from realtime_mer.files import atomic_path
 from realtime_mer.models.registry import ModelSpec, TensorSpec, get_spec
 
 log = logging.getLogger(__name__)
@@ -142,18 +143,16 @@ def save_checkpoint(model: nn.Module, path: str | Path, meta: ModelMeta) -> Path
     """
     path = Path(path)
     state = {k: v.detach().to("cpu").clone().contiguous() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    if path.suffix in SAFETENSORS_SUFFIXES:
-        save_file(state, str(tmp), metadata=meta.to_strings())
-    elif path.suffix in TORCH_SUFFIXES:
-        torch.save({"state_dict": state, "meta": meta.to_strings()}, tmp)
-    else:
+    if path.suffix not in SAFETENSORS_SUFFIXES + TORCH_SUFFIXES:
         raise CheckpointError(
             f"cannot tell the checkpoint format from {path.name!r}: use a name ending in "
             f"{', '.join(SAFETENSORS_SUFFIXES + TORCH_SUFFIXES)}"
         )
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        if path.suffix in SAFETENSORS_SUFFIXES:
+            save_file(state, str(tmp), metadata=meta.to_strings())
+        else:
+            torch.save({"state_dict": state, "meta": meta.to_strings()}, tmp)
     return path
 
 
@@ -250,11 +249,9 @@ def _read_safetensors(path: Path) -> _Loaded:
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             strings = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (a safetensors handle)
     except (SafetensorError, OSError, RuntimeError, ValueError) as e:
-        raise CheckpointError(
-            f"{path} is a truncated or corrupt safetensors file ({e}): copy or re-save it"
-        ) from e
+        raise CheckpointError(f"{path} is a truncated or corrupt safetensors file ({e}): copy or re-save it") from e
     return _Loaded(state, ModelMeta.from_strings(strings, str(path)))
 
 

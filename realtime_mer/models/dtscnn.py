@@ -101,7 +101,7 @@ class DTSCNN(nn.Module):
     ) -> None:
         super().__init__()
         self.streams = nn.ModuleList(
-            DTSCNNStream(in_channels, num_classes, n, tuple(input_size), dropout) for n in LENGTHS
+            DTSCNNStream(in_channels, num_classes, n, (input_size[0], input_size[1]), dropout) for n in LENGTHS
         )
 
     def forward(self, flow64: torch.Tensor, flow128: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -10,7 +10,6 @@ stored in the ONNX ``metadata_props`` under ``realtime_mer.*`` keys.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import warnings
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from torch import nn
 from torch.export import Dim, ShapesCollection
 
 from realtime_mer.errors import UserError
+from realtime_mer.files import atomic_path
 from realtime_mer.models.checkpoint import CheckpointError, ModelMeta
 from realtime_mer.models.registry import ModelSpec
 
@@ -92,27 +92,27 @@ def export_onnx(
                 input_names=list(meta.input_names),
                 output_names=list(meta.outputs),
                 opset_version=opset,
-                dynamic_shapes=dynamic_shapes,
+                dynamic_shapes=dynamic_shapes,  # type: ignore[arg-type]  # a ShapesCollection is documented
                 verbose=False,
             )
     except Exception as e:
         raise ExportError(f"torch.onnx.export failed for model {meta.model!r}: {type(e).__name__}: {e}") from e
     finally:
         model.train(was_training)
+    if program is None:
+        raise ExportError(f"torch.onnx.export returned no program for model {meta.model!r}")
     graph = program.model.graph
     for value in (*graph.inputs, *graph.outputs):
         if dynamic_batch and value.shape is not None and not isinstance(value.shape[0], int):
             value.shape = ir.Shape(["batch", *value.shape[1:]])
     for key, text in meta.to_strings().items():
         program.model.metadata_props[key] = text
-    tmp = path.with_name(path.name + ".part")
-    program.save(tmp, external_data=False)
-    try:
-        onnx.checker.check_model(str(tmp), full_check=True)
-    except onnx.checker.ValidationError as e:
-        tmp.unlink()
-        raise ExportError(f"onnx.checker rejected the export of {meta.model!r}: {e}") from e
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        program.save(tmp, external_data=False)
+        try:
+            onnx.checker.check_model(str(tmp), full_check=True)
+        except onnx.checker.ValidationError as e:
+            raise ExportError(f"onnx.checker rejected the export of {meta.model!r}: {e}") from e
     return path
 
 
@@ -129,15 +129,6 @@ def _quiet_exporter() -> Iterator[None]:
             yield
     finally:
         registration.setLevel(level)
-
-
-def onnx_sha256(path: str | Path) -> str:
-    """Hex sha256 of the file's bytes (the key of cached TensorRT engines)."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_onnx_meta(path: str | Path) -> ModelMeta:

@@ -125,11 +125,15 @@ class RegionLSTM(nn.Module):
         ``regions``: the six region tensors of :meth:`forward`, in :data:`REGION_NAMES` order.
         """
         if len(regions) != len(self.cnns):
-            raise ValueError(f"expected {len(self.cnns)} region tensors ({', '.join(REGION_NAMES)}), got {len(regions)}")
-        return [
-            cnn.head(cnn(self._frames(i, r))).unflatten(0, r.shape[:2])
-            for i, (cnn, r) in enumerate(zip(self.cnns, regions))
-        ]
+            raise ValueError(
+                f"expected {len(self.cnns)} region tensors ({', '.join(REGION_NAMES)}), got {len(regions)}"
+            )
+        out = []
+        for i, (cnn, r) in enumerate(zip(self.cnns, regions)):
+            head = cnn.head
+            assert isinstance(head, nn.Module)
+            out.append(head(cnn(self._frames(i, r))).unflatten(0, r.shape[:2]))
+        return out
 
     def forward(
         self,

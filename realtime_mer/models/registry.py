@@ -34,7 +34,7 @@ class ModelSpec:
         build: ``config -> nn.Module``; the config is ``default_config`` updated by the caller.
         input_spec: ``config -> inputs``; the input tensors for a config (shapes depend on it).
         outputs: names of the output tensors, in ``forward``'s return order.
-        default_config: keyword arguments of ``build``; also written to ``configs/models/NAME.yaml``.
+        default_config: keyword arguments of ``build`` (``realtime-mer models`` lists them).
         classes: default class names, in output order.
         doc: one line: paper, table, input.
     """

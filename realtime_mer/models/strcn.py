@@ -31,8 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .registry import ModelSpec, TensorSpec, register
 from .rcn import ConvStem, RCLBlock, init_weights
+from .registry import ModelSpec, TensorSpec, register
 
 Pool = tuple[int, int]
 
@@ -67,9 +67,9 @@ class STRCN(nn.Module):
         if len(pools) != 4:
             raise ValueError(f"STRCN has four pooling layers (Pool1..Pool4), got {len(pools)} pool sizes")
         m = feature_maps
-        self.conv1 = ConvStem(in_channels, m, 5, tuple(pools[0]), dropout)
+        self.conv1 = ConvStem(in_channels, m, 5, (pools[0][0], pools[0][1]), dropout)
         self.rcls = nn.ModuleList(
-            [RCLBlock(m, steps, pool=tuple(p), dropout=dropout) for p in pools[1:]]
+            [RCLBlock(m, steps, pool=(p[0], p[1]), dropout=dropout) for p in pools[1:]]
             + [RCLBlock(m, steps, pool=None, dropout=0.0)]
         )
         self.fc = nn.Linear(m, num_classes)
@@ -84,9 +84,7 @@ class STRCN(nn.Module):
 
 def _build(pools: tuple[Pool, ...]):
     def build(cfg: dict[str, Any]) -> STRCN:
-        return STRCN(
-            cfg["in_channels"], cfg["num_classes"], cfg["feature_maps"], pools, cfg["steps"], cfg["dropout"]
-        )
+        return STRCN(cfg["in_channels"], cfg["num_classes"], cfg["feature_maps"], pools, cfg["steps"], cfg["dropout"])
 
     return build
 

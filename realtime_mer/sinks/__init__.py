@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 
-def sink_class(kind: str) -> type:
+def sink_class(kind: str) -> Any:
     """The class registered for ``kind``; SinkError naming the known kinds otherwise."""
     try:
         module, _, name = SINKS[kind].partition(":")

@@ -14,7 +14,7 @@ import time
 from typing import Protocol, runtime_checkable
 
 from ..errors import UserError
-from ..types import FrameView, Record, Status
+from ..types import Event, FrameView, Record, Status
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +96,13 @@ class GuardedSink:
                     time.sleep(pause)
                     pause *= 2
         self.failed += 1
-        log.error("sink %s failed to take a record after %d attempts (%d failed so far): %s",
-                  self.name, self.attempts, self.failed, self.last_error)
+        log.error(
+            "sink %s failed to take a record after %d attempts (%d failed so far): %s",
+            self.name,
+            self.attempts,
+            self.failed,
+            self.last_error,
+        )
 
     def flush(self) -> None:
         self._call("flush")
@@ -126,11 +131,14 @@ class CollectSink:
     name = "collect"
 
     def __init__(self) -> None:
-        self.events: list = []
+        self.events: list[Event] = []
         self.statuses: list[Status] = []
 
     def emit(self, record: Record) -> None:
-        (self.statuses if isinstance(record, Status) else self.events).append(record)
+        if isinstance(record, Status):
+            self.statuses.append(record)
+        else:
+            self.events.append(record)
 
     def flush(self) -> None:
         pass
@@ -174,8 +182,12 @@ class GuardedFrameSink:
                     log.exception("sink %s failed on frame %d of %s", self.name, view.frame.index, view.frame.stream)
                 if self._in_a_row >= self.max_in_a_row and not self._off:
                     self._off = True
-                    log.error("sink %s failed on %d frames in a row; switched off for this run (last: %s)",
-                              self.name, self._in_a_row, self.last_error)
+                    log.error(
+                        "sink %s failed on %d frames in a row; switched off for this run (last: %s)",
+                        self.name,
+                        self._in_a_row,
+                        self.last_error,
+                    )
             return
         with self._lock:
             self.delivered += 1

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import settings
 from ..display import check_display, close_windows, render_dashboard, show
 from ..errors import UserError
 from ..overlay import RecentEvents
@@ -14,7 +14,7 @@ from ..types import Event, FrameView, Record
 from .base import SinkError
 
 
-@dataclass(frozen=True)
+@settings
 class DisplayConfig:
     """Settings of the dashboard (``sinks.display`` in the pipeline config).
 
@@ -76,8 +76,9 @@ class DisplaySink:
     def frame(self, view: FrameView) -> None:
         """Render ``view`` and make it its stream's newest image (an older one not shown yet is dropped)."""
         stream = view.frame.stream
-        image = render_dashboard(view, self.events.at(stream, view.frame.t), trace_s=self.config.trace_s,
-                                 show_s=self.config.show_s)
+        image = render_dashboard(
+            view, self.events.at(stream, view.frame.t), trace_s=self.config.trace_s, show_s=self.config.show_s
+        )
         with self._lock:
             self._fresh[stream] = image
 

@@ -7,16 +7,16 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from ..config import settings
 from ..types import Record, Status
 from .base import SinkError
 
 
-@dataclass(frozen=True)
+@settings
 class JsonlConfig:
     """Settings of the JSON Lines sink (``sinks.jsonl`` in the pipeline config).
 
@@ -82,12 +82,13 @@ class JsonlSink:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             return self._path.open("a", encoding="utf-8")
         except OSError as e:
-            raise SinkError(f"cannot write events to {self._path}: {e.strerror}; pass --events with a "
-                            "writable path") from e
+            raise SinkError(
+                f"cannot write events to {self._path}: {e.strerror}; pass --events with a writable path"
+            ) from e
 
     @staticmethod
     def _today() -> str:
-        return datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        return datetime.now(UTC).strftime("%Y-%m-%d")
 
     def emit(self, record: Record) -> None:
         if isinstance(record, Status) and not self.config.status:
@@ -114,7 +115,7 @@ class JsonlSink:
         assert self._path is not None
         self._sync()
         self._fh.close()
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         dest = self._path.with_name(f"{self._path.stem}.{stamp}{self._path.suffix}")
         n = 1
         while dest.exists():
@@ -149,4 +150,3 @@ class JsonlSink:
         self._sync()
         if self._path is not None:
             self._fh.close()
-

@@ -7,12 +7,12 @@ import math
 import os
 import re
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ..config import settings
 from ..media import VIDEO_SUFFIXES, Mp4Writer
 from ..overlay import RecentEvents, compose
 from ..types import Event, FrameView, Record
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 STREAM = "{stream}"
 
 
-@dataclass(frozen=True)
+@settings
 class OverlayVideoConfig:
     """Settings of the overlay video sink (``sinks.video`` in the pipeline config).
 
@@ -118,21 +118,28 @@ class OverlayVideoSink:
     def _check_target(self) -> None:
         t = self.target
         if t.suffix.lower() not in VIDEO_SUFFIXES:
-            raise SinkError(f"cannot write video to {t}: the file name must end in one of "
-                            f"{', '.join(VIDEO_SUFFIXES)}, e.g. overlay.mp4")
+            raise SinkError(
+                f"cannot write video to {t}: the file name must end in one of "
+                f"{', '.join(VIDEO_SUFFIXES)}, e.g. overlay.mp4"
+            )
         if STREAM in str(t.parent):
-            raise SinkError(f"cannot write video to {t}: put {STREAM} in the file name, not in a folder "
-                            f"name (e.g. out/overlay-{STREAM}.mp4)")
+            raise SinkError(
+                f"cannot write video to {t}: put {STREAM} in the file name, not in a folder "
+                f"name (e.g. out/overlay-{STREAM}.mp4)"
+            )
         if t.is_dir():
             raise SinkError(f"cannot write video to {t}: it is a folder; give a file name such as {t / 'overlay.mp4'}")
         try:
             t.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise SinkError(f"cannot write video to {t}: cannot create folder {t.parent} ({e.strerror}); "
-                            "pass a path in a writable folder") from e
+            raise SinkError(
+                f"cannot write video to {t}: cannot create folder {t.parent} ({e.strerror}); "
+                "pass a path in a writable folder"
+            ) from e
         if not os.access(t.parent, os.W_OK):
-            raise SinkError(f"cannot write video to {t}: folder {t.parent} is not writable; "
-                            "pass a path in a writable folder")
+            raise SinkError(
+                f"cannot write video to {t}: folder {t.parent} is not writable; pass a path in a writable folder"
+            )
 
     def emit(self, record: Record) -> None:
         """Keep an event for its stream's overlay; status records are ignored."""
@@ -152,8 +159,14 @@ class OverlayVideoSink:
         out = self._output(stream, view.fps, (image.shape[1], image.shape[0]))
         if out is None:
             return
-        overlay = compose(view, self.events.at(stream, view.frame.t), trace_s=cfg.trace_s, show_s=cfg.show_s,
-                          strip_px=cfg.strip_px, size=out.frame_size)
+        overlay = compose(
+            view,
+            self.events.at(stream, view.frame.t),
+            trace_s=cfg.trace_s,
+            show_s=cfg.show_s,
+            strip_px=cfg.strip_px,
+            size=out.frame_size,
+        )
         with out.lock:
             if not out.closed:
                 out.write(overlay)
@@ -186,9 +199,16 @@ class OverlayVideoSink:
             return t
         if STREAM not in t.name and not self._warned:
             self._warned = True
-            log.warning("%s has no %s: the first stream writes it and each other stream <stem>.<stream>%s "
-                        "beside it; put %s in the path (e.g. overlay-%s%s) to name every file by its stream",
-                        t, STREAM, t.suffix, STREAM, STREAM, t.suffix)
+            log.warning(
+                "%s has no %s: the first stream writes it and each other stream <stem>.<stream>%s "
+                "beside it; put %s in the path (e.g. overlay-%s%s) to name every file by its stream",
+                t,
+                STREAM,
+                t.suffix,
+                STREAM,
+                STREAM,
+                t.suffix,
+            )
         n = 1
         while True:
             part = safe if n == 1 else f"{safe}-{n}"

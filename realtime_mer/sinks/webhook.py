@@ -16,18 +16,17 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import field
 from email.message import Message
 from http.client import HTTPException
 from pathlib import Path
 from typing import IO, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import platformdirs
-
 from .. import __version__
 from ..capture.base import redact_url
-from ..config import ConfigError, expand_env
+from ..config import ConfigError, expand_env, settings
+from ..files import atomic_path, cache_dir
 from ..types import Record, Status
 from .base import SinkError
 
@@ -45,7 +44,7 @@ _SET_BY_SINK = ("content-type", "content-length", "host")
 _EXPECTED = "expected an http:// or https:// URL such as https://example.com/hook"
 
 
-@dataclass(frozen=True)
+@settings
 class WebhookConfig:
     """Settings of the webhook sink (``sinks.webhook`` in the pipeline config).
 
@@ -79,31 +78,28 @@ class WebhookConfig:
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_queue"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        for name, zero_ok in (
+            ("flush_s", True),
+            ("timeout_s", False),
+            ("retry_initial_s", False),
+            ("retry_max_s", False),
+            ("drain_s", True),
+        ):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        for name, zero_ok in (("flush_s", True), ("timeout_s", False), ("retry_initial_s", False),
-                              ("retry_max_s", False), ("drain_s", True)):
-            value = getattr(self, name)
-            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-                    or value < 0 or (value == 0 and not zero_ok)):
+            if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
                 raise ValueError(f"{name} must be a number of seconds {'>= 0' if zero_ok else '> 0'}, got {value!r}")
         if self.retry_max_s < self.retry_initial_s:
             raise ValueError(f"retry_max_s ({self.retry_max_s}) must be >= retry_initial_s ({self.retry_initial_s})")
-        if self.spill_dir is not None and (not isinstance(self.spill_dir, str) or not self.spill_dir.strip()):
+        if self.spill_dir is not None and not self.spill_dir.strip():
             raise ValueError(f"spill_dir must be a folder path or null, got {self.spill_dir!r}")
-        # wrong types are ValueErrors too, like every other bad setting (from_mapping reports them)
-        if not isinstance(self.status, bool):
-            raise ValueError(f"status must be true or false, got {self.status!r}")  # noqa: TRY004
-        if not isinstance(self.headers, dict):
-            raise ValueError(  # noqa: TRY004
-                f"headers must be a mapping of header name to value, got {type(self.headers).__name__}")
         for key, value in self.headers.items():
-            if not isinstance(key, str) or not _HEADER_NAME.fullmatch(key):
+            if not _HEADER_NAME.fullmatch(key):
                 raise ValueError(f"headers: {key!r} is not a valid HTTP header name")
             if key.lower() in _SET_BY_SINK:
                 raise ValueError(f"headers: {key} is set by the sink; remove it")
-            if not isinstance(value, str) or "\r" in value or "\n" in value:
+            if "\r" in value or "\n" in value:
                 raise ValueError(f"headers: the value of {key} must be a one-line string")
 
 
@@ -172,7 +168,7 @@ class WebhookSink:
         self.rejected = 0
         self.failures = 0
         self.last_error: str | None = None
-        folder = Path(self.config.spill_dir or Path(platformdirs.user_cache_dir("realtime-mer")) / "webhook-spill")
+        folder = Path(self.config.spill_dir or cache_dir() / "webhook-spill")
         stem = "webhook-" + hashlib.sha256(target.encode()).hexdigest()[:16]
         self.spill_path = folder.expanduser() / f"{stem}.jsonl"
         self.rejected_path = self.spill_path.with_name(f"{stem}.rejected.jsonl")
@@ -191,8 +187,9 @@ class WebhookSink:
         self._abandon = False
         self._opener = urllib.request.build_opener(_NoRedirect())
         if self._spill_count:
-            log.info("%s: replaying %d records left by an earlier run in %s",
-                     self.name, self._spill_count, self.spill_path)
+            log.info(
+                "%s: replaying %d records left by an earlier run in %s", self.name, self._spill_count, self.spill_path
+            )
         self._thread = threading.Thread(target=self._run, name="webhook-sender", daemon=True)
         self._thread.start()
 
@@ -249,8 +246,12 @@ class WebhookSink:
             self._lock_fd = None
             waiting = self._spill_count
         if waiting:
-            log.warning("%s: %d records wait in %s; the next run with this webhook sends them first",
-                        self.name, waiting, self.spill_path)
+            log.warning(
+                "%s: %d records wait in %s; the next run with this webhook sends them first",
+                self.name,
+                waiting,
+                self.spill_path,
+            )
 
     # -- files (called with self._cond held, except during __init__) -----------------------
 
@@ -260,15 +261,19 @@ class WebhookSink:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as e:
-            raise SinkError(f"{self.name}: cannot write in the spill folder {path.parent}: {e.strerror}; "
-                            "set sinks.webhook.spill_dir to a writable folder") from e
+            raise SinkError(
+                f"{self.name}: cannot write in the spill folder {path.parent}: {e.strerror}; "
+                "set sinks.webhook.spill_dir to a writable folder"
+            ) from e
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                raise SinkError(f"{self.name}: another sink (in this or another process) is using the spill "
-                                f"files in {path.parent}; give each its own sinks.webhook.spill_dir") from None
+                raise SinkError(
+                    f"{self.name}: another sink (in this or another process) is using the spill "
+                    f"files in {path.parent}; give each its own sinks.webhook.spill_dir"
+                ) from None
         return fd
 
     def _recover(self) -> tuple[int, int]:
@@ -290,8 +295,9 @@ class WebhookSink:
                     end = pos + chunk.rindex(b"\n") + 1
                 pos += len(chunk)
             if end < size:
-                log.warning("%s: cutting an incomplete last record (%d bytes) off %s",
-                            self.name, size - end, self.spill_path)
+                log.warning(
+                    "%s: cutting an incomplete last record (%d bytes) off %s", self.name, size - end, self.spill_path
+                )
                 fh.truncate(end)
         if count == 0:
             self._discard_spill()
@@ -307,8 +313,12 @@ class WebhookSink:
             offset = int(text)
             if 0 <= offset <= size:
                 return offset
-        log.warning("%s: the replay offset in %s is unreadable; replaying %s from its start (receivers drop "
-                    "duplicates by id)", self.name, self._offset_path, self.spill_path)
+        log.warning(
+            "%s: the replay offset in %s is unreadable; replaying %s from its start (receivers drop duplicates by id)",
+            self.name,
+            self._offset_path,
+            self.spill_path,
+        )
         return 0
 
     def _spill(self, lines: list[str], sync: bool) -> None:
@@ -320,7 +330,7 @@ class WebhookSink:
         try:
             view = memoryview("".join(text + "\n" for text in lines).encode())
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             if sync:
                 os.fsync(fd)
         except OSError:
@@ -353,12 +363,8 @@ class WebhookSink:
         if self._spill_count == n:
             self._discard_spill()
         else:
-            tmp = self._offset_path.with_name(self._offset_path.name + ".tmp")
-            with open(tmp, "w") as fh:
-                fh.write(str(end))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self._offset_path)
+            with atomic_path(self._offset_path, fsync=True) as tmp:
+                tmp.write_text(str(end))
             self._offset = end
         self._spill_count -= n
 
@@ -377,8 +383,14 @@ class WebhookSink:
             fh.flush()
             os.fsync(fh.fileno())
         self.rejected += len(lines)
-        log.error("%s refused a batch of %d records for good (%s); they are kept in %s (%d rejected so far)",
-                  self.name, len(lines), answer, self.rejected_path, self.rejected)
+        log.error(
+            "%s refused a batch of %d records for good (%s); they are kept in %s (%d rejected so far)",
+            self.name,
+            len(lines),
+            answer,
+            self.rejected_path,
+            self.rejected,
+        )
 
     # -- the sender thread -------------------------------------------------------------------
 
@@ -407,8 +419,13 @@ class WebhookSink:
                 continue
             streak += 1
             if streak == 1:
-                log.warning("%s is down (%s); records wait in %s, retrying every %.1f s at most",
-                            self.name, self.last_error, self.spill_path, self.config.retry_max_s)
+                log.warning(
+                    "%s is down (%s); records wait in %s, retrying every %.1f s at most",
+                    self.name,
+                    self.last_error,
+                    self.spill_path,
+                    self.config.retry_max_s,
+                )
             pause = min(self.config.retry_max_s, self.config.retry_initial_s * 2 ** min(streak - 1, 60))
             pause *= random.uniform(0.5, 1.0)
             if hint is not None:
@@ -427,8 +444,7 @@ class WebhookSink:
                     lines, end = self._read_spill()
                     if lines:
                         return lines, end
-                    log.error("%s: %s lost the %d records counted in it", self.name, self.spill_path,
-                              self._spill_count)
+                    log.error("%s: %s lost the %d records counted in it", self.name, self.spill_path, self._spill_count)
                     self._spill_count = 0
                     self._discard_spill()
                 elif self._queue:
@@ -459,7 +475,7 @@ class WebhookSink:
             if 300 <= e.code < 400:
                 answer += f", a redirect to {redact_url(e.headers.get('Location', '?'))}: use that URL"
             return "rejected", answer + _body_of(e), None
-        except Exception as e:  # noqa: BLE001 - refused, reset, timed out, no such host, bad answer: retry
+        except Exception as e:
             reason = e.reason if isinstance(e, urllib.error.URLError) else e
             return "down", f"no answer: {str(reason) or type(reason).__name__}", None
 
@@ -487,8 +503,9 @@ class WebhookSink:
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     """Makes a redirect an error: following one would turn the POST into a GET without the batch."""
 
-    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
-                         headers: Message, newurl: str) -> None:
+    def redirect_request(
+        self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str, headers: Message, newurl: str
+    ) -> None:
         return None
 
 
@@ -498,14 +515,17 @@ def _post_url(target: str) -> tuple[str, dict[str, str]]:
     if not target:
         raise SinkError(f"the webhook target is empty; {_EXPECTED}")
     if not target.isascii() or any(c.isspace() or not c.isprintable() for c in target):
-        raise SinkError(f"the webhook target {shown!r} contains spaces, control or non-ASCII characters; "
-                        f"{_EXPECTED} (percent-encode them; write an international host name in punycode)")
+        raise SinkError(
+            f"the webhook target {shown!r} contains spaces, control or non-ASCII characters; "
+            f"{_EXPECTED} (percent-encode them; write an international host name in punycode)"
+        )
     try:
         parts = urlsplit(target)
         port = parts.port
     except ValueError:
-        raise SinkError(f"the webhook target {shown!r} is not a valid URL (check the host and port); "
-                        f"{_EXPECTED}") from None
+        raise SinkError(
+            f"the webhook target {shown!r} is not a valid URL (check the host and port); {_EXPECTED}"
+        ) from None
     if parts.scheme.lower() not in ("http", "https"):
         raise SinkError(f"the webhook target {shown!r} is not http or https; {_EXPECTED}")
     if not parts.hostname or port == 0:
@@ -523,8 +543,9 @@ def _headers(configured: dict[str, str], auth: dict[str, str]) -> dict[str, str]
     headers = {"User-Agent": f"realtime-mer/{__version__}", **auth}
     for key, value in configured.items():
         if auth and key.lower() == "authorization":
-            raise SinkError("the webhook URL has user info and sinks.webhook.headers has Authorization too; "
-                            "keep one of them")
+            raise SinkError(
+                "the webhook URL has user info and sinks.webhook.headers has Authorization too; keep one of them"
+            )
         headers[key] = _expand(value, key)
     headers["Content-Type"] = "application/json"
     return headers
@@ -537,8 +558,7 @@ def _expand(value: str, header: str) -> str:
     except ConfigError as e:
         raise SinkError(str(e)) from None
     if "\r" in expanded or "\n" in expanded or not expanded.isascii():
-        raise SinkError(f"webhook header {header} must be one line of ASCII once environment variables are "
-                        "expanded")
+        raise SinkError(f"webhook header {header} must be one line of ASCII once environment variables are expanded")
     return expanded
 
 

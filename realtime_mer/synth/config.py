@@ -7,8 +7,9 @@ face: ``px = value * face_width / 200``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from ..config import settings
 from .emotions import CLASSES
 
 KINDS = ("micro", "macro", "blink")
@@ -19,7 +20,7 @@ def _range(name: str, r: tuple[float, float], lo: float = 0.0) -> None:
         raise ValueError(f"{name} must be a range [low, high] with {lo} <= low <= high, got {list(r)}")
 
 
-@dataclass(frozen=True)
+@settings
 class EventConfig:
     """What is planted and when.
 
@@ -86,7 +87,7 @@ class EventConfig:
             raise ValueError("margin_s and min_gap_s must be >= 0")
 
 
-@dataclass(frozen=True)
+@settings
 class NuisanceConfig:
     """What real footage adds; each term off at 0.
 
@@ -133,12 +134,19 @@ class NuisanceConfig:
     def off(cls) -> NuisanceConfig:
         """No nuisance at all (lossless encode, still head, steady light, no noise, one face)."""
         return cls(
-            noise_std=0.0, crf=0, drift_px=0.0, drift_deg=0.0, drift_scale=0.0, jitter_px=0.0, flicker=0.0,
-            exposure_drift=0.0, two_face_fraction=0.0,
+            noise_std=0.0,
+            crf=0,
+            drift_px=0.0,
+            drift_deg=0.0,
+            drift_scale=0.0,
+            jitter_px=0.0,
+            flicker=0.0,
+            exposure_drift=0.0,
+            two_face_fraction=0.0,
         )
 
 
-@dataclass(frozen=True)
+@settings
 class IdentityConfig:
     """How synthetic subjects differ from the base face they come from.
 
@@ -174,7 +182,7 @@ class IdentityConfig:
             raise ValueError("offset, shape and gain_std must be >= 0")
 
 
-@dataclass(frozen=True)
+@settings
 class SynthConfig:
     """The generator as a whole.
 

@@ -220,7 +220,7 @@ def _write_clip(
 
 
 def _face_truth(face: int, subject: Subject, x0: int) -> FaceTruth:
-    p = subject.points68[0] + np.float32([x0, 0])
+    p = subject.points68[0] + np.array([x0, 0], np.float32)
     return FaceTruth(face, subject.id, subject.source, x0, (*p.min(0), *p.max(0)), p)
 
 

@@ -74,7 +74,7 @@ class Subject:
         n = self.frames.shape[0]
         if n == 1:
             return 0
-        k = int(t * self.fps) % (2 * n - 2)
+        k = int(t * (self.fps or 30.0)) % (2 * n - 2)
         return k if k < n else 2 * n - 2 - k
 
     @property

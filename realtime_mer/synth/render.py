@@ -151,7 +151,7 @@ class Scene:
             np.copyto(self._f[:, x0 : x0 + img.shape[1]], img, casting="unsafe")
         if self.noise_std > 0:
             cv2.setRNGSeed(int(np.random.SeedSequence([self._noise_seed, frame]).generate_state(1)[0] >> 1))
-            cv2.randn(self._noise, 0.0, self.noise_std)
+            cv2.randn(self._noise, 0.0, self.noise_std)  # type: ignore[call-overload]  # scalars: one channel
         noise = self._noise.reshape(self._f.shape)
         return cv2.addWeighted(self._f, gain, noise, 1.0, 0.0, dst=self._out, dtype=cv2.CV_8U)
 

@@ -15,7 +15,7 @@ Kinds, their PATH and options (every reader also takes ``missing=error|skip``):
 * ``synth``: a folder written by ``realtime-mer synth``; ``classes``.
 
 ``classes`` is ``native`` (the database's emotions), ``megc3`` (negative/positive/surprise, the
-MEGC 2019 mapping) or ``strcn4`` (seed 001's four classes); see :mod:`trainer.datasets.classes`.
+MEGC 2019 mapping) or ``strcn4`` (seed 001's four classes); see :mod:`realtime_mer.train.datasets.classes`.
 When PATH is a sheet or label file instead of a root, samples carry labels but no frames.
 
 Example: ``open_dataset("casme2:/data/CASME2/Cropped?sheet=/data/CASME2/CASME2-coding-20190701.xlsx&classes=megc3")``.

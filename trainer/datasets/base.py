@@ -91,7 +91,11 @@ class Sample:
         """The image file of frame ``number``; a DatasetError if the folder lacks it."""
         i = bisect.bisect_left(self.frame_numbers, number)
         if i == len(self.frame_numbers) or self.frame_numbers[i] != number:
-            where = self.frames[0].parent if self.frames else "(no frames were resolved: open the dataset root, not the sheet)"
+            where = (
+                self.frames[0].parent
+                if self.frames
+                else "(no frames were resolved: open the dataset root, not the sheet)"
+            )
             have = f"{self.frame_numbers[0]}..{self.frame_numbers[-1]}" if self.frame_numbers else "none"
             raise DatasetError(f"{self.key}: frame {number} is not in {where} (frames {have})")
         return self.frames[i]
@@ -148,9 +152,15 @@ class Dataset:
         dup = [k for k, n in keys.items() if n > 1]
         if dup:
             raise DatasetError(f"{self.source or self.name}: duplicate samples {', '.join(dup[:5])}")
-        bad = [s.key for s in self.samples if not (0 <= s.label < len(self.classes)) or self.classes[s.label] != s.label_name]
+        bad = [
+            s.key
+            for s in self.samples
+            if not (0 <= s.label < len(self.classes)) or self.classes[s.label] != s.label_name
+        ]
         if bad:
-            raise DatasetError(f"{self.source or self.name}: labels outside classes {self.classes}: {', '.join(bad[:5])}")
+            raise DatasetError(
+                f"{self.source or self.name}: labels outside classes {self.classes}: {', '.join(bad[:5])}"
+            )
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -198,9 +208,7 @@ def list_frames(folder: Path, shift: int = 0) -> tuple[tuple[int, ...], tuple[Pa
     if not folder.is_dir():
         raise DatasetError(f"frame folder {folder} does not exist")
     found = sorted(
-        (n + shift, p)
-        for p in folder.iterdir()
-        if p.suffix.lower() in IMAGE_EXTS and (n := number_of(p)) is not None
+        (n + shift, p) for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and (n := number_of(p)) is not None
     )
     if not found:
         raise DatasetError(f"frame folder {folder} holds no numbered images ({', '.join(IMAGE_EXTS)}, e.g. img46.jpg)")

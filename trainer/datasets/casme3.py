@@ -65,7 +65,9 @@ def read_casme3(
             raise DatasetError(f"{where}: Subject, Filename and emotion must not be empty")
         onset = cell_int(table.get(row, "onset"), "the onset frame", where)
         extra = {"emotion": emotion, "video": video, "row": table.numbers[i]}
-        extra.update({k: cell_str(table.get(row, k)) for k in ("objective", "label_for_7", "label_for_3") if k in table.columns})
+        extra.update(
+            {k: cell_str(table.get(row, k)) for k in ("objective", "label_for_7", "label_for_3") if k in table.columns}
+        )
         items.append((emotion, dict(
             dataset="casme3", subject=subject, sample_id=f"{video}_{onset}", onset=onset,
             apex=cell_int(table.get(row, "apex"), "the apex frame", where, required=False),

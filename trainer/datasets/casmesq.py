@@ -24,7 +24,11 @@ LAYOUT = "ROOT/rawpic/s15/15_0101disgustingteeth/img<n>.jpg"
 
 
 def read_casmesq(
-    path: str | Path, sheet: str | Path | None = None, kind: str = "micro", classes: str = "native", missing: Missing = "error"
+    path: str | Path,
+    sheet: str | Path | None = None,
+    kind: str = "micro",
+    classes: str = "native",
+    missing: Missing = "error",
 ) -> Dataset:
     """CAS(ME)^2 expressions of one ``kind`` (``micro``, ``macro`` or ``all``).
 
@@ -49,7 +53,9 @@ def read_casmesq(
         raise DatasetError(f"CAS(ME)^2: {path} is neither the dataset folder nor its coding workbook")
     sheets = read_sheets(book)
     if len(sheets) < 3:
-        raise DatasetError(f"CAS(ME)^2 workbook {book} needs 3 sheets (codes, naming rule 2, naming rule 1), has {len(sheets)}")
+        raise DatasetError(
+            f"CAS(ME)^2 workbook {book} needs 3 sheets (codes, naming rule 2, naming rule 1), has {len(sheets)}"
+        )
     subjects = {cell_str(r[2]): cell_str(r[1]) for r in sheets[1][1] if len(r) > 2 and r[1] is not None}
     videos = {cell_str(r[1]): cell_str(r[0]).zfill(4) for r in sheets[2][1] if len(r) > 1 and r[0] is not None}
     items = []
@@ -58,7 +64,9 @@ def read_casmesq(
             continue
         where = f"{book.name} sheet {sheets[0][0]} row {i + 1}"
         if len(row) < 8:
-            raise DatasetError(f"{where}: expected 8+ columns (participant, name, onset, apex, offset, AU, emotion, type)")
+            raise DatasetError(
+                f"{where}: expected 8+ columns (participant, name, onset, apex, offset, AU, emotion, type)"
+            )
         number, name, emotion, etype = cell_str(row[0]), cell_str(row[1]), cell_str(row[6]), cell_str(row[7]).lower()
         if kind != "all" and not etype.startswith(kind):
             continue
@@ -70,8 +78,9 @@ def read_casmesq(
         items.append((emotion, dict(
             dataset="casmesq", subject=subjects[number], sample_id=name,
             onset=cell_int(row[2], "the onset frame", where), apex=apex, offset=offset or apex, fps=FPS,
-            aus=cell_str(row[5]), extra={"emotion": emotion, "type": etype, "video": videos[video], "participant": number,
-                                         "self_report": cell_str(row[8]) if len(row) > 8 else ""},
+            aus=cell_str(row[5]),
+            extra={"emotion": emotion, "type": etype, "video": videos[video], "participant": number,
+                   "self_report": cell_str(row[8]) if len(row) > 8 else ""},
         )))  # fmt: skip
     names, samples, excluded = label_samples("casmesq", classes, items)
     if root is not None:

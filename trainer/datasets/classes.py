@@ -109,7 +109,9 @@ def label_samples(
     for raw, fields in items:
         hit = cmap(raw)
         if hit is None:
-            excluded.append(f"{fields['dataset']}/{fields['subject']}/{fields['sample_id']}: {raw!r} has no {scheme} class")
+            excluded.append(
+                f"{fields['dataset']}/{fields['subject']}/{fields['sample_id']}: {raw!r} has no {scheme} class"
+            )
             continue
         samples.append(Sample(label=hit[0], label_name=hit[1], **fields))
     return cmap.classes, samples, excluded

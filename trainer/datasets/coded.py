@@ -90,7 +90,11 @@ SAMM = SheetLayout(
 
 
 def read_coded(
-    layout: SheetLayout, path: str | Path, sheet: str | Path | None = None, classes: str = "native", missing: Missing = "error"
+    layout: SheetLayout,
+    path: str | Path,
+    sheet: str | Path | None = None,
+    classes: str = "native",
+    missing: Missing = "error",
 ) -> Dataset:
     """Samples of a coding sheet, with their frame folders when ``path`` is the dataset root.
 
@@ -109,7 +113,9 @@ def read_coded(
             raise DatasetError(f"{layout.title}: {path} is neither the dataset folder nor its coding sheet")
         root = path
         hint = f"give it with {layout.database}:{path}?sheet=PATH"
-        sheet_path = Path(sheet) if sheet else find_sheet(path, layout.sheet_patterns, f"{layout.title} coding sheet", hint)
+        sheet_path = (
+            Path(sheet) if sheet else find_sheet(path, layout.sheet_patterns, f"{layout.title} coding sheet", hint)
+        )
     required = {
         "subject": ("Subject",),
         "filename": ("Filename", "File name"),

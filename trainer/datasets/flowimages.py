@@ -46,7 +46,9 @@ def read_flowimages(
         subject, sample, label = (cell_str(table.get(row, k)) for k in ("subject", "sample", "label"))
         if not subject or not sample or not label:
             raise DatasetError(f"{table.where(i)}: subject, sample and label must not be empty")
-        rows.append((table.where(i), subject, sample, label, cell_str(table.get(row, "database")).lower() or "flowimages"))
+        rows.append(
+            (table.where(i), subject, sample, label, cell_str(table.get(row, "database")).lower() or "flowimages")
+        )
     classes = _classes([r[3] for r in rows], names, table.path)
     images = _index_images(root)
     samples, excluded = [], []
@@ -63,8 +65,8 @@ def read_flowimages(
                 raise DatasetError(f"{where}: {reason} (open with missing=skip to leave such rows out)")
             excluded.append(f"{db}/{subject}/{sample}: {reason}")
             continue
-        samples.append(Sample(dataset=db, subject=subject, sample_id=sample, label=label_idx, label_name=classes[label_idx],
-                              flow=found[0], extra={"row": where}))  # fmt: skip
+        samples.append(Sample(dataset=db, subject=subject, sample_id=sample, label=label_idx,
+                              label_name=classes[label_idx], flow=found[0], extra={"row": where}))  # fmt: skip
     return Dataset("flowimages", classes, tuple(samples), str(root), tuple(excluded))
 
 

@@ -102,7 +102,11 @@ def read_table(
             missing = [names[0] for f, names in required.items() if f not in cols]
             if not missing:
                 cols.update(_match(cells, optional))
-                data = [(r + 2 + k, x) for k, x in enumerate(rows[r + 1 :]) if any(c is not None and str(c).strip() for c in x)]
+                data = [
+                    (r + 2 + k, x)
+                    for k, x in enumerate(rows[r + 1 :])
+                    if any(c is not None and str(c).strip() for c in x)
+                ]
                 return Table(Path(path), sheet, r + 1, cols, tuple(x for _, x in data), tuple(n for n, _ in data))
             if best is None or len(cols) > best[0]:
                 best = (len(cols), sheet, r + 1, missing)
@@ -111,7 +115,9 @@ def read_table(
         raise DatasetError(f"{what} {path}: no header row with the columns {want} in its first {HEADER_SCAN_ROWS} rows")
     _, sheet, row, missing = best
     at = f"sheet {sheet} row {row}" if sheet else f"row {row}"
-    raise DatasetError(f"{what} {path}: the header row ({at}) lacks column(s) {', '.join(missing)}; expected columns {want}")
+    raise DatasetError(
+        f"{what} {path}: the header row ({at}) lacks column(s) {', '.join(missing)}; expected columns {want}"
+    )
 
 
 def _match(cells: list[str], fields: Mapping[str, Sequence[str]]) -> dict[str, int]:

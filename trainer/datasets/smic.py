@@ -23,7 +23,7 @@ _SUBJECT = re.compile(r"s(\d+)", re.IGNORECASE)
 def smic_name(name: str) -> str:
     """``s1`` -> ``s01``, ``s1_ne_01`` -> ``s01_ne_01`` (other names unchanged)."""
     m = re.match(r"s(\d+)(?=_|$)", name, re.IGNORECASE)
-    return f"s{int(m.group(1)):02d}{name[m.end():]}" if m else name
+    return f"s{int(m.group(1)):02d}{name[m.end() :]}" if m else name
 
 
 def read_smic(path: str | Path, modality: str = "HS", classes: str = "native", missing: Missing = "error") -> Dataset:

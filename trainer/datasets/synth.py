@@ -46,7 +46,9 @@ def read_synth(path: str | Path, classes: str = "native", missing: Missing = "er
     if not items:
         raise DatasetError(f"synthetic dataset {path} holds no micro-expression events")
     names, samples, excluded = label_samples("synth", classes, items)
-    framed, skipped = resolve_frames([s for s in samples if s.extra["frames_dir"]], lambda s: s.extra["frames_dir"], missing, -1)
+    framed, skipped = resolve_frames(
+        [s for s in samples if s.extra["frames_dir"]], lambda s: s.extra["frames_dir"], missing, -1
+    )
     by_key = {s.key: s for s in framed}
     samples = [by_key.get(s.key, s) for s in samples if not s.extra["frames_dir"] or s.key in by_key]
     excluded += skipped
