@@ -87,8 +87,9 @@ class Sequence:
         if not self.spans:
             raise ValueError("this sequence has no planted movement")
         on, apex, off = self.spans[which]
-        return Interval(on, apex, off, float(self.times[on]), float(self.times[apex]), float(self.times[off]),
-                        kind, 1.0)
+        return Interval(
+            on, apex, off, float(self.times[on]), float(self.times[apex]), float(self.times[off]), kind, 1.0
+        )
 
 
 def render_face(size: int = 128, seed: int = 0) -> Face:
@@ -119,8 +120,7 @@ def render_face(size: int = 128, seed: int = 0) -> Face:
     cv2.line(img, pt(64, 56), pt(61, 76), (95, 120, 170), max(1, int(2 * s)), cv2.LINE_AA)  # nose ridge
     cv2.ellipse(img, pt(64, 79), ax(9, 4), 0, 0, 180, (80, 100, 150), max(1, int(2 * s)), cv2.LINE_AA)
     left, right = pt(46, 96), pt(82, 96)
-    lips = np.array([left, pt(55, 91), pt(64, 93), pt(73, 91), right, pt(73, 103), pt(64, 105), pt(55, 103)],
-                    np.int32)
+    lips = np.array([left, pt(55, 91), pt(64, 93), pt(73, 91), right, pt(73, 103), pt(64, 105), pt(55, 103)], np.int32)
     cv2.fillPoly(img, [lips], (80, 80, 170), cv2.LINE_AA)
     cv2.line(img, left, right, (40, 40, 90), max(1, int(2 * s)), cv2.LINE_AA)  # lip line
     # skin texture: low-frequency shading plus fine pores, fixed in the face (not sensor noise)
@@ -145,8 +145,16 @@ def _corner_field(face: Face, radius: float) -> tuple[np.ndarray, np.ndarray]:
     return dx, dy
 
 
-def face_sequence(fps: float, duration_s: float, *, movements: tuple[Movement, ...] = (), size: int = 128,
-                  noise: float = 2.0, gain: Callable[[float], float] | None = None, seed: int = 0) -> Sequence:
+def face_sequence(
+    fps: float,
+    duration_s: float,
+    *,
+    movements: tuple[Movement, ...] = (),
+    size: int = 128,
+    noise: float = 2.0,
+    gain: Callable[[float], float] | None = None,
+    seed: int = 0,
+) -> Sequence:
     """Frames of a still face at ``fps`` for ``duration_s`` seconds with Gaussian sensor noise
     (std ``noise`` grey levels, fresh each frame), the planted ``movements`` (their displacements
     add up) and, optionally, a lighting ``gain(t)`` multiplying the face at time ``t`` s."""
@@ -167,8 +175,7 @@ def face_sequence(fps: float, duration_s: float, *, movements: tuple[Movement, .
         if amp[i] > 0:
             a = float(amp[i])
             # backward map: the content at p moves to p + a * d(p)
-            cv2.remap(face.image, xx - a * dx, yy - a * dy, cv2.INTER_CUBIC, dst=buf,
-                      borderMode=cv2.BORDER_REFLECT)
+            cv2.remap(face.image, xx - a * dx, yy - a * dy, cv2.INTER_CUBIC, dst=buf, borderMode=cv2.BORDER_REFLECT)
         else:
             buf[:] = face.image
         if gain is not None:

@@ -56,7 +56,9 @@ class RtspServer:
     def start(self, timeout: float = 20.0) -> RtspServer:
         self.proc = subprocess.Popen(
             [SYSTEM_PYTHON, str(SERVER), str(self.video), str(self.port)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         line = self.proc.stdout.readline().strip() if ready else ""

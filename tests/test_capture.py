@@ -291,8 +291,9 @@ class Scripted:
 
 
 def _run_script(sessions: list[list], stall_s: float = 0.3, seconds: float = 3.0) -> tuple[list, list, CaptureThread]:
-    cfg = CaptureConfig(queue_size=64, backoff_initial_s=0.01, backoff_max_s=0.02, max_reconnect_attempts=1,
-                        stall_s=stall_s)
+    cfg = CaptureConfig(
+        queue_size=64, backoff_initial_s=0.01, backoff_max_s=0.02, max_reconnect_attempts=1, stall_s=stall_s
+    )
     statuses: list = []
     cap = CaptureThread(Scripted(sessions), cfg).add_listener(statuses.append).start()
     frames: list = []
@@ -305,16 +306,23 @@ def _run_script(sessions: list[list], stall_s: float = 0.3, seconds: float = 3.0
     return frames, statuses, cap
 
 
-@pytest.mark.parametrize(("sessions", "states"), [
-    # a stream that plays, then its source gives up: reconnecting, then failed
-    ([[0.0, 1 / 30, "end"]], ["connecting", "running", "reconnecting", "failed"]),
-    # a dead source (no frame for stall_s) is stalled, and running again when frames come back
-    ([[0.0, 1 / 30, ("sleep", 0.8), 2 / 30, "end"]],
-     ["connecting", "running", "stalled", "running", "reconnecting", "failed"]),
-    # a broken stream reconnects; the next session runs
-    ([[0.0, "break"], [5.0, 5 + 1 / 30, "end"]],
-     ["connecting", "running", "reconnecting", "running", "reconnecting", "failed"]),
-])
+@pytest.mark.parametrize(
+    ("sessions", "states"),
+    [
+        # a stream that plays, then its source gives up: reconnecting, then failed
+        ([[0.0, 1 / 30, "end"]], ["connecting", "running", "reconnecting", "failed"]),
+        # a dead source (no frame for stall_s) is stalled, and running again when frames come back
+        (
+            [[0.0, 1 / 30, ("sleep", 0.8), 2 / 30, "end"]],
+            ["connecting", "running", "stalled", "running", "reconnecting", "failed"],
+        ),
+        # a broken stream reconnects; the next session runs
+        (
+            [[0.0, "break"], [5.0, 5 + 1 / 30, "end"]],
+            ["connecting", "running", "reconnecting", "running", "reconnecting", "failed"],
+        ),
+    ],
+)
 def test_live_feed_state_machine(sessions, states):
     _, statuses, cap = _run_script(sessions)
     assert [s.state for s in statuses] == states
@@ -371,8 +379,9 @@ def test_a_feed_that_does_not_open_is_retried_when_asked():
 
 def test_a_feed_that_keeps_breaking_is_retried_less_and_less_often():
     """Each session delivers a frame and breaks: the backoff is not reset by such short sessions."""
-    cfg = CaptureConfig(backoff_initial_s=0.05, backoff_max_s=1.0, backoff_jitter=0.0, backoff_reset_s=10.0,
-                        max_reconnect_attempts=5)
+    cfg = CaptureConfig(
+        backoff_initial_s=0.05, backoff_max_s=1.0, backoff_jitter=0.0, backoff_reset_s=10.0, max_reconnect_attempts=5
+    )
     cap = CaptureThread(Scripted([[0.0, "break"]] * 6), cfg).start()
     starts: list[float] = []
     deadline = time.monotonic() + 10

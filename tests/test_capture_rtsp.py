@@ -20,7 +20,11 @@ pytestmark = needs_rtsp
 
 # Short timeouts and backoffs so that outages resolve within the test's time.
 FAST = CaptureConfig(
-    queue_size=2, open_timeout_s=1.0, read_timeout_s=1.0, backoff_initial_s=0.2, backoff_max_s=0.8,
+    queue_size=2,
+    open_timeout_s=1.0,
+    read_timeout_s=1.0,
+    backoff_initial_s=0.2,
+    backoff_max_s=0.8,
     max_reconnect_attempts=20,
 )
 

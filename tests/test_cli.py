@@ -14,8 +14,9 @@ from realtime_mer.schemas import records_schema
 
 def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-m", "realtime_mer.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "realtime_mer.cli", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 @pytest.mark.realdata
@@ -80,15 +81,22 @@ def test_synth_then_eval_spotting_prints_megc_scores(face_model, tmp_path):
     assert any(line.startswith("micro ") and "precision" in line for line in lines)
     last = lines[-1]
     assert last.startswith("spotting F1: ")
-    assert 0.0 <= float(last.split(":")[1]) <= 1.0
+    assert float(last.split(":")[1]) >= 0.66, r.stdout  # 2 planted micro-expressions: at least one, no false one
 
 
-def test_demo_runs_live_and_reports_the_planted_events(face_model):
-    r = _cli("--demo", "11", "--max-seconds", "12", "--no-recognize", "--events", "-")
+def test_demo_runs_live_keeps_up_and_spots_what_it_planted(face_model):
+    """The live synthetic face (rendered in its own process) with recognition: under 1 % of the
+    frames dropped, and planted micro-expressions spotted and labelled."""
+    import re
+
+    r = _cli("--demo", "11", "--max-seconds", "20", "--events", "-")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "demo: spotted " in r.stderr and "planted micro-expressions" in r.stderr
-    for line in r.stdout.splitlines():
-        assert json.loads(line)["stream"] == "synthetic"
+    spotted, planted = map(int, re.search(r"demo: spotted (\d+) of (\d+) planted", r.stderr).groups())
+    frames, dropped = map(int, re.search(r"synthetic: running, (\d+) frames .*? (\d+) dropped", r.stderr).groups())
+    assert planted >= 4 and spotted >= planted // 2, r.stderr[-1500:]
+    assert frames > 450 and dropped <= 0.01 * (frames + dropped), r.stderr[-1500:]
+    events = [json.loads(line) for line in r.stdout.splitlines() if '"type":"event"' in line]
+    assert events and all(e["stream"] == "synthetic" and e["label"] in e["probs"] for e in events)
 
 
 def test_models_lists_every_registered_model():
@@ -118,8 +126,22 @@ def test_export_rejects_a_checkpoint_of_another_model(tmp_path, capsys):
     from realtime_mer.models.checkpoint import ModelMeta, save_checkpoint
 
     ck = save_checkpoint(build_model("rcn"), tmp_path / "rcn.safetensors", ModelMeta.from_spec("rcn"))
-    assert main(["export", "--model", "rcn-a", "--checkpoint", str(ck), "--format", "onnx",
-                 "--out", str(tmp_path / "x.onnx")]) == 2
+    assert (
+        main(
+            [
+                "export",
+                "--model",
+                "rcn-a",
+                "--checkpoint",
+                str(ck),
+                "--format",
+                "onnx",
+                "--out",
+                str(tmp_path / "x.onnx"),
+            ]
+        )
+        == 2
+    )
     assert "rcn-a" in capsys.readouterr().err
 
 
@@ -151,7 +173,7 @@ def test_webhook_down_for_part_of_the_run_gets_every_record_once(face_model, tmp
     received: list[dict] = []
 
     class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             received.extend(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
             self.send_response(200)
             self.end_headers()
@@ -164,10 +186,27 @@ def test_webhook_down_for_part_of_the_run_gets_every_record_once(face_model, tmp
         port = s.getsockname()[1]
     events = tmp_path / "events.jsonl"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "realtime_mer.cli", "--replay", str(clip), "--max-seconds", "14",
-                             "--events", str(events), "--webhook", f"http://127.0.0.1:{port}/hook",
-                             "--config", str(_webhook_config(tmp_path))],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "realtime_mer.cli",
+            "--replay",
+            str(clip),
+            "--max-seconds",
+            "14",
+            "--events",
+            str(events),
+            "--webhook",
+            f"http://127.0.0.1:{port}/hook",
+            "--config",
+            str(_webhook_config(tmp_path)),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     server = None
     try:
         deadline = time.monotonic() + 60
@@ -187,13 +226,66 @@ def test_webhook_down_for_part_of_the_run_gets_every_record_once(face_model, tmp
     assert "is down" in err and "answers again" in err
     written = [json.loads(line) for line in events.read_text().splitlines()]
     assert sum(r["type"] == "event" for r in written) >= 2
-    key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
+    key = lambda r: json.dumps(r, sort_keys=True)
     assert sorted(map(key, received)) == sorted(map(key, written))
 
 
 def _webhook_config(tmp_path):
     """Pipeline YAML: quick webhook retries, the spill in the test's folder."""
     path = tmp_path / "pipeline.yaml"
-    path.write_text(f"sinks:\n  webhook:\n    retry_initial_s: 0.1\n    retry_max_s: 0.5\n"
-                    f"    spill_dir: {tmp_path / 'spill'}\n")
+    path.write_text(
+        f"sinks:\n  webhook:\n    retry_initial_s: 0.1\n    retry_max_s: 0.5\n    spill_dir: {tmp_path / 'spill'}\n"
+    )
     return path
+
+
+def test_video_run_labels_planted_micro_expressions(face_model, tmp_path):
+    """The live path with the shipped recognizer, on a clip of planted micro-expressions (no real
+    data needed): those planted after the spotter's first second (it learns the face's noise for
+    0.5 s) are spotted and labelled by rcn-a, and the probabilities add up."""
+    from realtime_mer.spotting import match_intervals
+    from realtime_mer.synth import record
+
+    clip = tmp_path / "planted.mp4"
+    planted = [e for e in record(clip, 6.0, seed=5) if e.kind == "micro" and e.onset >= 30]
+    out = tmp_path / "events.jsonl"
+    r = _cli("--video", str(clip), "--events", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    events = [e for e in map(json.loads, out.read_text().splitlines()) if e["type"] == "event"]
+    for e in events:
+        assert e["model"] == "rcn-a" and e["label"] in e["probs"] and abs(sum(e["probs"].values()) - 1) < 1e-3
+    m = match_intervals(
+        [(e["onset"], e["apex"], e["offset"]) for e in events if e["kind"] == "micro"],
+        [(p.onset, p.apex, p.offset) for p in planted],
+    )
+    assert planted and m.score.tp == len(planted), (events, planted)
+
+
+def test_first_run_does_its_one_time_work_quietly_before_the_source_starts(face_model, tmp_path):
+    """With empty caches, the ONNX export and the Numba compilation happen before any frame is read,
+    in one line each at most: no onnxscript or onnx_ir chatter."""
+    import re
+    import shutil
+
+    from realtime_mer.synth import record
+
+    clip = tmp_path / "planted.mp4"
+    record(clip, 2.0, seed=2)
+    cache = tmp_path / "cache"
+    (cache / "realtime-mer").mkdir(parents=True)
+    shutil.copy(face_model, cache / "realtime-mer" / "face_landmarker.task")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", XDG_CACHE_HOME=str(cache))
+    r = subprocess.run(
+        [sys.executable, "-m", "realtime_mer.cli", "--video", str(clip), "--events", "-"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stderr.splitlines()
+    assert not [x for x in lines if re.search(r"onnxscript|onnx_ir|torch\\.onnx", x)], r.stderr[-3000:]
+    exported = [k for k, x in enumerate(lines) if "exporting rcn-a" in x]
+    first_frame = [k for k, x in enumerate(lines) if "(first frame)" in x]
+    assert len(exported) == 1 and first_frame and exported[0] < first_frame[0], r.stderr[-3000:]
+    assert list((cache / "realtime-mer" / "onnx").glob("rcn-a-*.onnx"))

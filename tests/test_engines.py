@@ -16,13 +16,13 @@ from realtime_mer.engines import (
     BackendUnavailableError,
     EngineCache,
     EngineKey,
-    default_cache_dir,
     make_engine,
     probabilities,
 )
 from realtime_mer.engines.onnxruntime_engine import OnnxRuntimeEngine
 from realtime_mer.engines.tensorrt_engine import calibration_digest, check_batch_profile
 from realtime_mer.engines.torch_engine import TorchEngine
+from realtime_mer.files import cache_dir
 from realtime_mer.models.checkpoint import ModelMeta
 from realtime_mer.models.export import export_onnx
 from realtime_mer.models.registry import build_model, get_spec
@@ -191,10 +191,10 @@ def test_calibration_digest_and_batch_profile():
 
 def test_cache_dir_honours_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert default_cache_dir() == tmp_path / "realtime-mer"
+    assert cache_dir() == tmp_path / "realtime-mer"
     assert EngineCache().root == tmp_path / "realtime-mer" / "engines"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert str(default_cache_dir()).endswith(".cache/realtime-mer")
+    assert str(cache_dir()).endswith(".cache/realtime-mer")
 
 
 def test_engine_cache_builds_once_and_rebuilds_corrupt_files(rcn, tmp_path):

@@ -7,7 +7,6 @@ TF32 tensor cores for fp32 convolutions), fp16 max abs <= 2e-2 on class probabil
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch

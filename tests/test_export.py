@@ -10,8 +10,9 @@ import pytest
 
 import realtime_mer.models  # noqa: F401  (registers every model)
 from realtime_mer.engines.onnxruntime_engine import OnnxRuntimeEngine
+from realtime_mer.files import file_sha256
 from realtime_mer.models.checkpoint import CheckpointError, ModelMeta
-from realtime_mer.models.export import export_onnx, onnx_sha256, read_onnx_meta
+from realtime_mer.models.export import export_onnx, read_onnx_meta
 from realtime_mer.models.registry import build_model
 
 MODEL = "strcn-a"
@@ -44,16 +45,21 @@ def test_metadata_round_trip(exported):
     assert got == meta
     assert got.training == "unit test"
     keys = {p.key for p in onnx.load(str(path), load_external_data=False).metadata_props}
-    assert {"realtime_mer.model", "realtime_mer.config", "realtime_mer.classes", "realtime_mer.inputs",
-            "realtime_mer.version"} <= keys
+    assert {
+        "realtime_mer.model",
+        "realtime_mer.config",
+        "realtime_mer.classes",
+        "realtime_mer.inputs",
+        "realtime_mer.version",
+    } <= keys
 
 
 def test_sha256_is_the_file_hash(exported, tmp_path):
     path = exported[0]
-    assert onnx_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
     copy = tmp_path / "copy.onnx"
     copy.write_bytes(path.read_bytes()[:-1] + b"\x00")
-    assert onnx_sha256(copy) != onnx_sha256(path)
+    assert file_sha256(copy) != file_sha256(path)
 
 
 def test_fixed_batch_export(tmp_path, exported):

@@ -29,7 +29,8 @@ def test_onnxruntime_matches_torch(spec, tmp_path):
     model = spec.build(meta.config).eval()
     big = sum(math.prod(s.shape) for s in meta.inputs) > HEAVY
     batches = {
-        b: {s.name: x.numpy() for s, x in zip(meta.inputs, spec.example_inputs(b, seed=b))} for b in (1, 2 if big else 3)
+        b: {s.name: x.numpy() for s, x in zip(meta.inputs, spec.example_inputs(b, seed=b))}
+        for b in (1, 2 if big else 3)
     }
     torch_engine = TorchEngine(model, meta)
     want = {b: torch_engine.predict(xs) for b, xs in batches.items()}

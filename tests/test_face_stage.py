@@ -69,8 +69,10 @@ def test_every_frame_has_the_face_registered_to_the_reference(evm, evm_every_fra
     assert first.transform.shape == (2, 3) and first.transform.dtype == np.float32
     assert [out[0][1].index for out in evm_every_frame] == list(range(301))
     pc, ecc = registration_errors([out[0][1].image for out in evm_every_frame])
-    print(f"\nevm_face registration, px: phase corr median {np.median(pc):.3f} max {pc.max():.3f}; "
-          f"ECC median {np.median(ecc):.3f} max {ecc.max():.3f}")
+    print(
+        f"\nevm_face registration, px: phase corr median {np.median(pc):.3f} max {pc.max():.3f}; "
+        f"ECC median {np.median(ecc):.3f} max {ecc.max():.3f}"
+    )
     assert pc.max() <= 0.5 and ecc.max() <= 0.5
 
 
@@ -79,8 +81,10 @@ def test_landmarks_every_fifth_frame(evm, evm_every_frame, face_model):
     outs = run(FaceConfig(model_path=str(face_model), landmark_every=5), evm)
     assert all(len(out) == 1 for out in outs)
     pc, ecc = registration_errors([out[0][1].image for out in outs])
-    print(f"\nlandmark_every=5 registration, px: phase corr median {np.median(pc):.3f} max {pc.max():.3f}; "
-          f"ECC median {np.median(ecc):.3f} max {ecc.max():.3f}")
+    print(
+        f"\nlandmark_every=5 registration, px: phase corr median {np.median(pc):.3f} max {pc.max():.3f}; "
+        f"ECC median {np.median(ecc):.3f} max {ecc.max():.3f}"
+    )
     assert pc.max() <= 0.5 and ecc.max() <= 0.5
     # landmarks carried over to the frames between agree with MediaPipe's own on those frames
     gap = [np.abs(a[0][0].points68 - b[0][0].points68).mean() for a, b in zip(outs, evm_every_frame)]

@@ -33,8 +33,16 @@ pytestmark = needs_rtsp
 
 CLIP_S = 40.0
 # quick outages: short timeouts and backoffs
-FAST = {"capture": {"open_timeout_s": 2.0, "read_timeout_s": 2.0, "backoff_initial_s": 0.2, "backoff_max_s": 1.0,
-                    "stall_s": 1.0}, "recognize": {"model": None}}
+FAST = {
+    "capture": {
+        "open_timeout_s": 2.0,
+        "read_timeout_s": 2.0,
+        "backoff_initial_s": 0.2,
+        "backoff_max_s": 1.0,
+        "stall_s": 1.0,
+    },
+    "recognize": {"model": None},
+}
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +81,11 @@ def _wait_for(condition, timeout: float, what: str) -> None:
 
 def _scrape(port: int) -> dict[str, float]:
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-            if line and not line.startswith("#")}
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
 
 
 def test_two_feeds_one_server_restarted(clip, tmp_path):
@@ -85,19 +96,27 @@ def test_two_feeds_one_server_restarted(clip, tmp_path):
     metrics = Metrics()
     port = metrics.serve(0)
     secret_b = b.url.replace("rtsp://", "rtsp://viewer:s3cret@")  # the server asks for none
-    pipeline = Pipeline([SourceSpec("rtsp", a.url, "a"), SourceSpec("rtsp", secret_b)], config,
-                        [JsonlSink(str(events_path)), collected], metrics=metrics, monitor=True)
+    pipeline = Pipeline(
+        [SourceSpec("rtsp", a.url, "a"), SourceSpec("rtsp", secret_b)],
+        config,
+        [JsonlSink(str(events_path)), collected],
+        metrics=metrics,
+        monitor=True,
+    )
     name_b = f"rtsp://***@127.0.0.1:{b.port}/test"
     out: dict = {}
     runner = threading.Thread(target=lambda: out.update(summary=pipeline.run()))
     runner.start()
     try:
-        running = lambda stream, n: sum(s.state == "running" and s.stream == stream for s in collected.statuses) >= n  # noqa: E731
+        running = lambda stream, n: sum(s.state == "running" and s.stream == stream for s in collected.statuses) >= n
         _wait_for(lambda: running("a", 1) and running(name_b, 1), 30, "both feeds running")
         time.sleep(8)
         b.kill()
-        _wait_for(lambda: any(s.stream == name_b and s.state == "reconnecting" for s in collected.statuses), 10,
-                  "feed b reconnecting")
+        _wait_for(
+            lambda: any(s.stream == name_b and s.state == "reconnecting" for s in collected.statuses),
+            10,
+            "feed b reconnecting",
+        )
         time.sleep(1.0)
         b.start()
         _wait_for(lambda: running(name_b, 2), 20, "feed b running again")
@@ -133,8 +152,11 @@ def test_two_feeds_one_server_restarted(clip, tmp_path):
     # what each session gave is what a recording of that session gives
     for stream in summary.streams:
         assert stream.dropped == 0, stream
-        live = sorted((e.interval.onset, e.interval.apex, e.interval.offset, e.interval.kind)
-                      for e in collected.events if e.stream == stream.stream)
+        live = sorted(
+            (e.interval.onset, e.interval.apex, e.interval.offset, e.interval.kind)
+            for e in collected.events
+            if e.stream == stream.stream
+        )
         sessions = [x for x in collected.statuses if x.stream == stream.stream and x.state == "running"]
         breaks = [x for x in collected.statuses if x.stream == stream.stream and x.state == "reconnecting"]
         ends = [brk.index + 1 for brk in breaks] + [stream.frames]  # no drops: frames 0..frames-1 processed
@@ -155,10 +177,24 @@ def test_monitor_command_streams_file_and_sigterm(clip, tmp_path):
     )
     events = tmp_path / "out" / "events.jsonl"
     port = free_port()
-    cmd = [sys.executable, "-m", "realtime_mer.cli", "monitor", "--streams", str(streams), "--events", str(events),
-           "--no-recognize", "--metrics-port", str(port), "--health-s", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    cmd = [
+        sys.executable,
+        "-m",
+        "realtime_mer.cli",
+        "monitor",
+        "--streams",
+        str(streams),
+        "--events",
+        str(events),
+        "--no-recognize",
+        "--metrics-port",
+        str(port),
+        "--health-s",
+        "1",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1")
+    )
     try:
         _wait_for(lambda: events.exists() and '"state":"running"' in events.read_text(), 60, "lobby running")
         time.sleep(3)

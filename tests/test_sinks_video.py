@@ -43,7 +43,7 @@ def _image(h: int = H, w: int = W) -> np.ndarray:
     img = np.full((h, w, 3), (60, 70, 80), np.uint8)
     x0, y0 = int(BOX[0] * w / W), int(BOX[1] * h / H)
     side = min(96, h - y0, w - x0)
-    img[y0:y0 + side, x0:x0 + side] = FACE[:side, :side]
+    img[y0 : y0 + side, x0 : x0 + side] = FACE[:side, :side]
     return img
 
 
@@ -57,19 +57,29 @@ def _sigma(t: float = T, n: int = 150, fps: float = 30.0, spikes: dict[float, fl
     return sigma, ts
 
 
-def _track(track: int = 0, bbox=BOX, t: float = T, threshold: float = 3.0, spikes=None, face=None,
-           magnified=None) -> TrackView:
+def _track(
+    track: int = 0, bbox=BOX, t: float = T, threshold: float = 3.0, spikes=None, face=None, magnified=None
+) -> TrackView:
     sigma, ts = _sigma(t, spikes=spikes)
     return TrackView(track, bbox, face, magnified, sigma, ts, threshold, False)
 
 
-def _view(tracks=(), stream: str = "cam", index: int = 300, t: float = T, image=None, fps: float = 30.0,
-          points=()) -> FrameView:
+def _view(
+    tracks=(), stream: str = "cam", index: int = 300, t: float = T, image=None, fps: float = 30.0, points=()
+) -> FrameView:
     return FrameView(Frame(stream, index, t, 0.0, _image() if image is None else image), fps, points, tuple(tracks))
 
 
-def _event(track: int = 0, on: float = T - 1.0, off: float = T - 0.5, stream: str = "cam", label="positive",
-           probs=None, error=None, kind="micro") -> Event:
+def _event(
+    track: int = 0,
+    on: float = T - 1.0,
+    off: float = T - 0.5,
+    stream: str = "cam",
+    label="positive",
+    probs=None,
+    error=None,
+    kind="micro",
+) -> Event:
     if probs is None:
         probs = {"negative": 0.1, "positive": 0.8, "surprise": 0.1} if label else {}
     iv = Interval(0, 1, 2, on, (on + off) / 2, off, kind, 6.0)
@@ -83,7 +93,7 @@ def _changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _right_of_box(image: np.ndarray) -> np.ndarray:
     """The frame part right of the face box (where its label panel goes)."""
-    return image[:H, int(BOX[2]) + 3:]
+    return image[:H, int(BOX[2]) + 3 :]
 
 
 def _decode(path: Path) -> tuple[list[np.ndarray], float]:
@@ -111,9 +121,9 @@ def test_box_and_track_id_are_drawn_around_the_face():
     assert diff[y0, x0:x1].mean() > 0.9 and diff[y1, x0:x1].mean() > 0.9  # top and bottom edges
     assert diff[y0:y1, x0].mean() > 0.9 and diff[y0:y1, x1].mean() > 0.9  # left and right edges
     assert drawn[y1, (x0 + x1) // 2].tolist() == list(track_color(3))
-    assert diff[y0 - 20:y0 - 2, x0:x0 + 40].mean() > 0.2  # "track 3" above the box
-    assert not diff[y0 + 5:y1 - 5, x0 + 5:x1 - 5].any()  # the face itself is untouched
-    assert not diff[y1 + 10:, :].any() and not diff[:, x1 + 10:].any()
+    assert diff[y0 - 20 : y0 - 2, x0 : x0 + 40].mean() > 0.2  # "track 3" above the box
+    assert not diff[y0 + 5 : y1 - 5, x0 + 5 : x1 - 5].any()  # the face itself is untouched
+    assert not diff[y1 + 10 :, :].any() and not diff[:, x1 + 10 :].any()
 
 
 LABEL_CASES = {
@@ -139,7 +149,8 @@ def test_event_label_and_class_bars_beside_the_box(name):
     else:
         assert rows[0] <= changed_rows <= rows[1]
     failed_red = np.all(drawn == (80, 80, 255), axis=2).any() or np.any(
-        (drawn[..., 2] > 200) & (drawn[..., 1] < 120) & (drawn[..., 0] < 120))
+        (drawn[..., 2] > 200) & (drawn[..., 1] < 120) & (drawn[..., 0] < 120)
+    )
     assert failed_red == (name == "recognition failed")
 
 
@@ -192,12 +203,15 @@ def test_threshold_dashed_line_and_y_scale_at_least_twice_the_threshold():
     assert not np.all(_strip(_view())[20:] == THRESHOLD, axis=2).any()  # no track, no threshold
 
 
-@pytest.mark.parametrize(("on_age", "off_age", "span"), [
-    (3.0, 2.0, (0.25, 0.5)),
-    (0.5, 0.0, (0.875, 1.0)),
-    (5.0, 3.0, (0.0, 0.25)),  # partly before the window
-    (7.0, 5.0, None),  # all before it
-])
+@pytest.mark.parametrize(
+    ("on_age", "off_age", "span"),
+    [
+        (3.0, 2.0, (0.25, 0.5)),
+        (0.5, 0.0, (0.875, 1.0)),
+        (5.0, 3.0, (0.0, 0.25)),  # partly before the window
+        (7.0, 5.0, None),  # all before it
+    ],
+)
 def test_event_spans_are_shaded(on_age, off_age, span):
     view = _view([_track(track=1)])
     ev = _event(track=1, on=T - on_age, off=T - off_age)
@@ -230,8 +244,10 @@ def test_one_playable_file_per_stream_with_its_frames_size_and_rate(tmp_path):
         for i in range(n):
             sink.frame(_view(stream=stream, index=i, t=i / fps, fps=fps, image=_image(h, w)))
     sink.close()
-    assert sink.paths == {"cam 1": tmp_path / "out" / "overlay-cam_1.mp4",
-                          "rtsp://host:554/live": tmp_path / "out" / "overlay-rtsp_host_554_live.mp4"}
+    assert sink.paths == {
+        "cam 1": tmp_path / "out" / "overlay-cam_1.mp4",
+        "rtsp://host:554/live": tmp_path / "out" / "overlay-rtsp_host_554_live.mp4",
+    }
     for stream, (fps, h, w, n) in streams.items():
         frames, rate = _decode(sink.paths[stream])
         assert len(frames) == n and rate == pytest.approx(fps)
@@ -247,8 +263,12 @@ def test_without_stream_placeholder_the_first_stream_takes_the_target(tmp_path, 
         for stream in ("b/c", "a", "b:c", "a", "d"):
             sink.frame(_view(stream=stream, image=_image(48, 64)))
     sink.close()
-    assert sink.paths == {"b/c": target, "a": tmp_path / "overlay.a.mkv",
-                          "b:c": tmp_path / "overlay.b_c.mkv", "d": tmp_path / "overlay.d.mkv"}
+    assert sink.paths == {
+        "b/c": target,
+        "a": tmp_path / "overlay.a.mkv",
+        "b:c": tmp_path / "overlay.b_c.mkv",
+        "d": tmp_path / "overlay.d.mkv",
+    }
     assert [len(_decode(p)[0]) for p in sink.paths.values()] == [1, 2, 1, 1]
     warnings = [r for r in caplog.records if "{stream}" in r.getMessage()]
     assert len(warnings) == 1
@@ -328,13 +348,16 @@ def test_close_is_idempotent_and_later_frames_are_ignored(tmp_path):
     assert len(_decode(tmp_path / "a.mp4")[0]) == 1
 
 
-@pytest.mark.parametrize(("target", "message"), [
-    ("overlay.txt", "must end in one of"),
-    ("overlay", "must end in one of"),
-    ("file.bin/overlay.mp4", "cannot create folder"),
-    ("{stream}/overlay.mp4", "in the file name"),
-    ("folder.mp4", "it is a folder"),
-])
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("overlay.txt", "must end in one of"),
+        ("overlay", "must end in one of"),
+        ("file.bin/overlay.mp4", "cannot create folder"),
+        ("{stream}/overlay.mp4", "in the file name"),
+        ("folder.mp4", "it is a folder"),
+    ],
+)
 def test_bad_targets_are_refused_with_a_clear_message(tmp_path, target, message):
     (tmp_path / "file.bin").write_bytes(b"x")
     (tmp_path / "folder.mp4").mkdir()
@@ -369,7 +392,7 @@ def test_dashboard_shape_and_panels():
     aligned = board[20:PANEL, fw:]  # below the panel's caption
     want = cv2.resize(view.tracks[0].face.image, (PANEL, PANEL))[20:].astype(int)
     assert np.abs(aligned.astype(int) - want).mean() < 3
-    magnified = board[PANEL + 20:FRAME_H, fw:]
+    magnified = board[PANEL + 20 : FRAME_H, fw:]
     assert np.abs(magnified.astype(int) - 191).max() <= 1
     scale = FRAME_H / H
     for x, y in view.points[0] * scale:
@@ -386,7 +409,7 @@ def test_dashboard_draws_labels_and_trace():
     fw = round(W * FRAME_H / H)
     labelled = render_dashboard(view, [_event()])
     diff = _changed(bare, labelled)
-    assert diff[:FRAME_H, round(BOX[2] * FRAME_H / H) + 3:fw].any()  # the label beside the box
+    assert diff[:FRAME_H, round(BOX[2] * FRAME_H / H) + 3 : fw].any()  # the label beside the box
     assert diff[FRAME_H:].any()  # the event's span in the trace
     spiked = render_dashboard(_face_view(spikes={0.5: 6.0}), [])
     trace_diff = _changed(bare, spiked)[FRAME_H:]

@@ -141,8 +141,14 @@ def make(tmp_path: Path) -> Iterator[Callable[..., WebhookSink]]:
     made: list[WebhookSink] = []
 
     def build(url: str, **settings: Any) -> WebhookSink:
-        options: dict[str, Any] = {"flush_s": 0.05, "timeout_s": 2.0, "retry_initial_s": 0.05,
-                                   "retry_max_s": 0.2, "drain_s": 2.0, "spill_dir": str(tmp_path / "spill")}
+        options: dict[str, Any] = {
+            "flush_s": 0.05,
+            "timeout_s": 2.0,
+            "retry_initial_s": 0.05,
+            "retry_max_s": 0.2,
+            "drain_s": 2.0,
+            "spill_dir": str(tmp_path / "spill"),
+        }
         sink = WebhookSink(url, WebhookSink.Config(**{**options, **settings}))
         made.append(sink)
         return sink
@@ -152,11 +158,15 @@ def make(tmp_path: Path) -> Iterator[Callable[..., WebhookSink]]:
         sink.close()
 
 
-def test_up_delivers_every_record_once_in_order_in_batches(endpoint: Endpoint, make: Callable[..., WebhookSink],
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_up_delivers_every_record_once_in_order_in_batches(
+    endpoint: Endpoint, make: Callable[..., WebhookSink], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MER_TEST_TOKEN", "tok-from-env")
-    sink = make(endpoint.url(), batch_size=7,
-                headers={"Authorization": "Bearer ${MER_TEST_TOKEN}", "X-Trace": "${MER_TEST_TOKEN}-7"})
+    sink = make(
+        endpoint.url(),
+        batch_size=7,
+        headers={"Authorization": "Bearer ${MER_TEST_TOKEN}", "X-Trace": "${MER_TEST_TOKEN}-7"},
+    )
     records: list[Record] = [event(i) for i in range(40)]
     records[10:10] = [status(1)]
     records[25:25] = [status(2)]
@@ -212,8 +222,9 @@ def test_outages_lose_and_duplicate_nothing(endpoint: Endpoint, make: Callable[.
     assert not sink.spill_path.exists()
 
 
-def test_close_while_down_spills_and_the_next_run_replays(endpoint: Endpoint, make: Callable[..., WebhookSink],
-                                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_close_while_down_spills_and_the_next_run_replays(
+    endpoint: Endpoint, make: Callable[..., WebhookSink], caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
     endpoint.stop()
     sink = make(endpoint.url(), batch_size=4, drain_s=0.3)
@@ -245,8 +256,9 @@ def test_close_while_down_spills_and_the_next_run_replays(endpoint: Endpoint, ma
     assert sorted(p.suffix for p in sink.spill_path.parent.iterdir()) == [".lock"]
 
 
-def test_replay_resumes_after_the_last_delivered_batch(endpoint: Endpoint, make: Callable[..., WebhookSink],
-                                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_replay_resumes_after_the_last_delivered_batch(
+    endpoint: Endpoint, make: Callable[..., WebhookSink], caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.WARNING, logger=LOGGER)
     endpoint.stop()
     first = make(endpoint.url(), batch_size=5, drain_s=0.0)
@@ -273,8 +285,9 @@ def test_replay_resumes_after_the_last_delivered_batch(endpoint: Endpoint, make:
     assert endpoint.ids == ids(range(21))
 
 
-def test_close_during_a_hanging_request_keeps_the_batch_and_the_queue(endpoint: Endpoint,
-                                                                       make: Callable[..., WebhookSink]) -> None:
+def test_close_during_a_hanging_request_keeps_the_batch_and_the_queue(
+    endpoint: Endpoint, make: Callable[..., WebhookSink]
+) -> None:
     endpoint.gate.clear()  # the endpoint takes the request and never answers in time
     sink = make(endpoint.url(), batch_size=2, flush_s=0.0, timeout_s=0.5, drain_s=0.1)
     sink.emit(event(0))
@@ -293,8 +306,8 @@ def test_close_during_a_hanging_request_keeps_the_batch_and_the_queue(endpoint: 
 @pytest.mark.parametrize("code", [400, 302])
 @pytest.mark.parametrize("from_spill", [False, True], ids=["from-memory", "from-spill"])
 def test_refused_batch_goes_to_the_rejected_file_and_later_ones_arrive(
-        endpoint: Endpoint, make: Callable[..., WebhookSink], caplog: pytest.LogCaptureFixture,
-        code: int, from_spill: bool) -> None:
+    endpoint: Endpoint, make: Callable[..., WebhookSink], caplog: pytest.LogCaptureFixture, code: int, from_spill: bool
+) -> None:
     caplog.set_level(logging.ERROR, logger=LOGGER)
     endpoint.reject_ids = {"e7"}
     endpoint.reject_code = code
@@ -319,8 +332,9 @@ def test_refused_batch_goes_to_the_rejected_file_and_later_ones_arrive(
     assert sink.pending() == 0 and not sink.spill_path.exists()
 
 
-def test_full_memory_queue_spills_instead_of_blocking_or_dropping(endpoint: Endpoint,
-                                                                  make: Callable[..., WebhookSink]) -> None:
+def test_full_memory_queue_spills_instead_of_blocking_or_dropping(
+    endpoint: Endpoint, make: Callable[..., WebhookSink]
+) -> None:
     endpoint.gate.clear()  # the endpoint holds its answers back
     sink = make(endpoint.url(), batch_size=2, max_queue=3, flush_s=0.0)
     sink.emit(event(0))
@@ -336,40 +350,46 @@ def test_full_memory_queue_spills_instead_of_blocking_or_dropping(endpoint: Endp
     assert not sink.spill_path.exists()
 
 
-@pytest.mark.parametrize(("target", "match"), [
-    ("", "empty"),
-    ("ftp://example.com/hook", "not http or https"),
-    ("example.com/hook", "not http or https"),
-    ("http:///hook", "needs a host"),
-    ("http://example.com:0/hook", "port other than 0"),
-    ("http://example.com:99999/hook", "not a valid URL"),
-    ("http://example.com:web/hook", "not a valid URL"),
-    ("http://exa mple.com/hook", "spaces"),
-    ("http://bücher.example/hook", "non-ASCII"),
-])
+@pytest.mark.parametrize(
+    ("target", "match"),
+    [
+        ("", "empty"),
+        ("ftp://example.com/hook", "not http or https"),
+        ("example.com/hook", "not http or https"),
+        ("http:///hook", "needs a host"),
+        ("http://example.com:0/hook", "port other than 0"),
+        ("http://example.com:99999/hook", "not a valid URL"),
+        ("http://example.com:web/hook", "not a valid URL"),
+        ("http://exa mple.com/hook", "spaces"),
+        ("http://bücher.example/hook", "non-ASCII"),
+    ],
+)
 def test_bad_target_says_what_is_expected(tmp_path: Path, target: str, match: str) -> None:
     with pytest.raises(SinkError, match=match) as err:
         WebhookSink(target, WebhookSink.Config(spill_dir=str(tmp_path)))
     assert "http:// or https://" in str(err.value)
 
 
-@pytest.mark.parametrize(("settings", "match"), [
-    ({"batch_size": 0}, "batch_size must be an integer >= 1"),
-    ({"batch_size": 2.5}, "batch_size must be an integer >= 1"),
-    ({"max_queue": 0}, "max_queue must be an integer >= 1"),
-    ({"flush_s": -1}, "flush_s must be a number of seconds >= 0"),
-    ({"timeout_s": 0}, "timeout_s must be a number of seconds > 0"),
-    ({"retry_initial_s": 0}, "retry_initial_s must be a number of seconds > 0"),
-    ({"retry_max_s": float("inf")}, "retry_max_s must be a number of seconds > 0"),
-    ({"retry_initial_s": 2.0, "retry_max_s": 1.0}, r"retry_max_s \(1.0\) must be >= retry_initial_s"),
-    ({"drain_s": -0.5}, "drain_s must be a number of seconds >= 0"),
-    ({"spill_dir": " "}, "spill_dir must be a folder path"),
-    ({"status": "yes"}, "status must be true or false"),
-    ({"headers": ["Authorization"]}, "headers must be a mapping"),
-    ({"headers": {"Bad Name": "x"}}, "not a valid HTTP header name"),
-    ({"headers": {"Content-Type": "text/plain"}}, "set by the sink"),
-    ({"headers": {"X-Token": "a\r\nX-Evil: 1"}}, "one-line string"),
-])
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        ({"batch_size": 0}, "batch_size must be an integer >= 1"),
+        ({"batch_size": 2.5}, "batch_size\n  Input should be a valid integer"),
+        ({"max_queue": 0}, "max_queue must be an integer >= 1"),
+        ({"flush_s": -1}, "flush_s must be a number of seconds >= 0"),
+        ({"timeout_s": 0}, "timeout_s must be a number of seconds > 0"),
+        ({"retry_initial_s": 0}, "retry_initial_s must be a number of seconds > 0"),
+        ({"retry_max_s": float("inf")}, "retry_max_s must be a number of seconds > 0"),
+        ({"retry_initial_s": 2.0, "retry_max_s": 1.0}, r"retry_max_s \(1.0\) must be >= retry_initial_s"),
+        ({"drain_s": -0.5}, "drain_s must be a number of seconds >= 0"),
+        ({"spill_dir": " "}, "spill_dir must be a folder path"),
+        ({"status": "maybe"}, "status\n  Input should be a valid boolean"),
+        ({"headers": ["Authorization"]}, "headers\n  Input should be a valid dictionary"),
+        ({"headers": {"Bad Name": "x"}}, "not a valid HTTP header name"),
+        ({"headers": {"Content-Type": "text/plain"}}, "set by the sink"),
+        ({"headers": {"X-Token": "a\r\nX-Evil: 1"}}, "one-line string"),
+    ],
+)
 def test_bad_config_is_a_clear_error(settings: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         WebhookSink.Config(**settings)
@@ -386,8 +406,9 @@ def test_bad_options_through_the_registry_name_the_key(tmp_path: Path, endpoint:
     assert isinstance(sink, WebhookSink) and endpoint.ids == ["e0"]
 
 
-def test_header_errors_and_one_sink_per_spill(tmp_path: Path, endpoint: Endpoint,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_header_errors_and_one_sink_per_spill(
+    tmp_path: Path, endpoint: Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("MER_TEST_UNSET", raising=False)
     config = WebhookSink.Config(spill_dir=str(tmp_path), headers={"Authorization": "Bearer ${MER_TEST_UNSET}"})
     with pytest.raises(SinkError, match="environment variable MER_TEST_UNSET is not set"):
@@ -404,8 +425,9 @@ def test_header_errors_and_one_sink_per_spill(tmp_path: Path, endpoint: Endpoint
     WebhookSink(endpoint.url(), WebhookSink.Config(spill_dir=str(tmp_path))).close()  # free again
 
 
-def test_credentials_appear_nowhere(tmp_path: Path, endpoint: Endpoint, make: Callable[..., WebhookSink],
-                                    caplog: pytest.LogCaptureFixture) -> None:
+def test_credentials_appear_nowhere(
+    tmp_path: Path, endpoint: Endpoint, make: Callable[..., WebhookSink], caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG, logger="realtime_mer")
     endpoint.stop()
     url = endpoint.url("alice:s3cr3t@", "?token=tok123&ch=1")
@@ -427,8 +449,14 @@ def test_credentials_appear_nowhere(tmp_path: Path, endpoint: Endpoint, make: Ca
         WebhookSink("ftp://alice:s3cr3t@example.com/x", WebhookSink.Config(spill_dir=str(tmp_path)))
 
     assert any("records wait in" in m for m in caplog.messages)
-    texts = [sink.name, str(down_error), str(sink.last_error), str(err.value), caplog.text,
-             *(p.name for p in tmp_path.rglob("*"))]
+    texts = [
+        sink.name,
+        str(down_error),
+        str(sink.last_error),
+        str(err.value),
+        caplog.text,
+        *(p.name for p in tmp_path.rglob("*")),
+    ]
     for secret in ("alice", "s3cr3t", "tok123"):
         assert not [t for t in texts if secret in t], secret
     # ...but the endpoint got them: user info as Basic authentication, the token in the query

@@ -8,8 +8,8 @@ from functools import cache
 import cv2
 import numpy as np
 import pytest
-
 from facegen import Movement, Sequence, face_sequence
+
 from realtime_mer.config import ConfigError, from_mapping
 from realtime_mer.spotting import SpotConfig, Spotter, ellipse_mask, eye_mask, interval_iou
 from realtime_mer.types import Interval
@@ -18,8 +18,7 @@ from realtime_mer.types import Interval
 @cache
 def planted(fps: float, amplitude: float = 1.5) -> Sequence:
     """2.5 s of a face at ``fps`` with a 200 ms mouth-corner movement starting at 1.6 s."""
-    return face_sequence(fps, 2.5, movements=(Movement(1.6, rise_s=0.08, fall_s=0.12, amplitude_px=amplitude),),
-                         seed=1)
+    return face_sequence(fps, 2.5, movements=(Movement(1.6, rise_s=0.08, fall_s=0.12, amplitude_px=amplitude),), seed=1)
 
 
 @cache
@@ -30,13 +29,19 @@ def still(fps: float, seconds: float = 5.0) -> Sequence:
 @cache
 def held(fps: float) -> Sequence:
     """A 1.5 s movement (rise 0.2 s, hold 1.1 s, fall 0.2 s) of 2 px: a macro-expression."""
-    return face_sequence(fps, 4.0, movements=(Movement(1.5, rise_s=0.2, hold_s=1.1, fall_s=0.2, amplitude_px=2.0),),
-                         seed=3)
+    return face_sequence(
+        fps, 4.0, movements=(Movement(1.5, rise_s=0.2, hold_s=1.1, fall_s=0.2, amplitude_px=2.0),), seed=3
+    )
 
 
-def spot(seq: Sequence, config: SpotConfig | None = None, frames: np.ndarray | None = None,
-         fps: float | None = None, mask: np.ndarray | None = None,
-         eyes: np.ndarray | None = None) -> tuple[list[Interval], Spotter]:
+def spot(
+    seq: Sequence,
+    config: SpotConfig | None = None,
+    frames: np.ndarray | None = None,
+    fps: float | None = None,
+    mask: np.ndarray | None = None,
+    eyes: np.ndarray | None = None,
+) -> tuple[list[Interval], Spotter]:
     frames = seq.frames if frames is None else frames
     sp = Spotter(fps or seq.fps, config or SpotConfig(), frames.shape[1:], mask=mask, eyes=eyes)
     out: list[Interval] = []
@@ -102,15 +107,20 @@ def test_held_movement_is_a_macro_expression(fps):
 
 def test_lasting_change_is_dropped_and_the_face_relearned():
     # a movement that never returns (head pose, new expression), then a micro-expression 6 s later
-    seq = face_sequence(30, 8.5, movements=(Movement(1.5, rise_s=0.2, hold_s=60.0, amplitude_px=2.0),
-                                            Movement(7.5, amplitude_px=1.5)), seed=4)
+    seq = face_sequence(
+        30,
+        8.5,
+        movements=(Movement(1.5, rise_s=0.2, hold_s=60.0, amplitude_px=2.0), Movement(7.5, amplitude_px=1.5)),
+        seed=4,
+    )
     out, _ = spot(seq)
     assert len(out) == 1 and out[0].kind == "micro", out
     assert interval_iou(out[0], seq.truth(which=1)) >= 0.5
 
 
-@pytest.mark.parametrize("gain", [lambda t: 1 + 0.05 * t, lambda t: 1 + 0.03 * np.sin(np.pi * t)],
-                         ids=["ramp-5%/s", "flicker-3%-0.5Hz"])
+@pytest.mark.parametrize(
+    "gain", [lambda t: 1 + 0.05 * t, lambda t: 1 + 0.03 * np.sin(np.pi * t)], ids=["ramp-5%/s", "flicker-3%-0.5Hz"]
+)
 def test_lighting_changes_give_no_event(gain):
     seq = face_sequence(30, 6.0, gain=gain, seed=5)
     assert spot(seq)[0] == []
@@ -255,7 +265,7 @@ def blink(seq: Sequence, start_s: float, seconds: float = 0.2) -> np.ndarray:
             continue
         rows = int(round(12 * (0.5 - 0.5 * np.cos(2 * np.pi * u))))  # the upper lid comes down 12 px
         for x in (40, 88):
-            lid = frames[i, 46:46 + rows, x - 12:x + 13]
+            lid = frames[i, 46 : 46 + rows, x - 12 : x + 13]
             lid[:] = np.clip(np.array([120, 150, 200]) + rng.normal(0, 2, lid.shape), 0, 255)
     return frames
 

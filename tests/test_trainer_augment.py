@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from realtime_mer.flow import flow_strain_map
-from trainer.augment import (
+from realtime_mer.train.augment import (
     STRCN_ALPHAS,
     STRCN_KEEP_RATIOS,
     balanced_indices,

@@ -20,7 +20,7 @@ import pytest
 
 from realtime_mer.models.checkpoint import read_checkpoint_meta
 from realtime_mer.synth import EventConfig, SynthConfig, write_dataset
-from trainer.cli import main
+from realtime_mer.train.cli import main
 
 LAST_LINE = re.compile(r"^UF1 (\d\.\d{4}) UAR (\d\.\d{4})$")
 CLASSES = ("negative", "positive", "surprise")
@@ -100,7 +100,8 @@ def test_flow_image_folder_loso_through_the_console_script(tmp_path):
     assert ev.returncode == 0, ev.stderr[-3000:]
     assert LAST_LINE.match(ev.stdout.strip().splitlines()[-1]) and "onnxruntime" in ev.stderr
     ex = subprocess.run([_script(), "export", "--checkpoint", str(out / "model.safetensors"), "--out",
-                         str(tmp_path / "m.onnx")], capture_output=True, text=True, env=env, timeout=300, check=False)  # fmt: skip
+                         str(tmp_path / "m.onnx")],
+                        capture_output=True, text=True, env=env, timeout=300, check=False)  # fmt: skip
     assert ex.returncode == 0, ex.stderr[-3000:]
     onnx.checker.check_model(str(tmp_path / "m.onnx"))
 
@@ -127,7 +128,8 @@ def synth_set(face_model, tmp_path_factory) -> Path:
 def test_synthetic_loso_rcn_a(synth_set, tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["--dataset", f"synth:{synth_set}?classes=megc3", "--model", "rcn-a", "--protocol", "loso",
-                 "--epochs", "10", "--batch", "8", "--out", str(out), "--workers", "2", "--jobs", "2", "--cache", str(tmp_path / "cache"),
+                 "--epochs", "10", "--batch", "8", "--out", str(out), "--workers", "2", "--jobs", "2",
+                 "--cache", str(tmp_path / "cache"),
                  "--no-final"])  # fmt: skip
     assert code == 0
     lines = capsys.readouterr().out.strip().splitlines()

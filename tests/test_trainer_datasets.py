@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from realtime_mer.errors import UserError
-from trainer.datasets import DatasetError, open_dataset, parse_spec
+from realtime_mer.train.datasets import DatasetError, open_dataset, parse_spec
 
 CASME2_SHEET = "labels/CASME2-coding-20190701.xlsx"
 SAMM_SHEET = "labels/SAMM_Micro_FACS_Codes_v2.xlsx"
@@ -39,7 +39,17 @@ def _xlsx(path: Path, rows) -> Path:
     return path
 
 
-CASME2_HEADER = ("Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame", None, "Action Units", "Estimated Emotion")
+CASME2_HEADER = (
+    "Subject",
+    "Filename",
+    None,
+    "OnsetFrame",
+    "ApexFrame",
+    "OffsetFrame",
+    None,
+    "Action Units",
+    "Estimated Emotion",
+)
 CASME2_ROWS = (
     ("01", "EP02_01f", None, 46, 59, 86, None, 12, "happiness"),
     ("01", "EP19_05f", None, 396, 416, 446, None, "4+7+L10", "disgust"),
@@ -70,7 +80,15 @@ def test_casme2_reader_resolves_frames(casme2_root: Path):
     assert len(ds) == 4 and ds.classes == ("happiness", "disgust", "others")
     assert ds.subjects == ("casme2/sub01", "casme2/sub02", "casme2/sub04")
     s = ds.samples[0]
-    assert (s.subject, s.sample_id, s.onset, s.apex, s.offset, s.aus, s.fps) == ("sub01", "EP02_01f", 46, 59, 86, "12", 200.0)
+    assert (s.subject, s.sample_id, s.onset, s.apex, s.offset, s.aus, s.fps) == (
+        "sub01",
+        "EP02_01f",
+        46,
+        59,
+        86,
+        "12",
+        200.0,
+    )
     assert s.onset_path.name == "img46.jpg" and s.apex_path.name == "img59.jpg" and s.offset_path.name == "img86.jpg"
     assert s.onset_path.parent == casme2_root / "CASME2_RAW_selected" / "sub01" / "EP02_01f"
     assert [p.name for p in s.clip()] == ["img46.jpg", "img59.jpg", "img66.jpg", "img86.jpg"]
@@ -103,7 +121,9 @@ def test_casme2_missing_frame_and_column(casme2_root: Path, tmp_path: Path):
     (casme2_root / "CASME2_RAW_selected" / "sub01" / "EP02_01f" / "img59.jpg").unlink()
     with pytest.raises(DatasetError, match="sub01/EP02_01f: apex frame 59 is not in"):
         open_dataset(f"casme2:{casme2_root}")
-    sheet = _xlsx(tmp_path / "bad.xlsx", [tuple(c for c in CASME2_HEADER if c != "ApexFrame"), ("01", "EP02_01f", None, 46, 86)])
+    sheet = _xlsx(
+        tmp_path / "bad.xlsx", [tuple(c for c in CASME2_HEADER if c != "ApexFrame"), ("01", "EP02_01f", None, 46, 86)]
+    )
     with pytest.raises(DatasetError, match="lacks column\\(s\\) ApexFrame"):
         open_dataset(f"casme2:{casme2_root}?sheet={sheet}")
 
@@ -121,15 +141,15 @@ def test_casme2_no_sheet_and_no_frames(tmp_path: Path):
     labels_only = open_dataset(f"casme2:{sheet}")
     assert labels_only.samples[0].frames == ()
     with pytest.raises(DatasetError, match="no frames were resolved"):
-        labels_only.samples[0].onset_path
+        _ = labels_only.samples[0].onset_path
 
 
 # --- SAMM, SMIC, CAS(ME)^3, flow images, made here ----------------------------------------------
 
 
 def test_samm_header_below_preamble(tmp_path: Path):
-    header = ("Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame", "Offset Frame", "Duration", "Micro",
-              "Action Units", "Estimated Emotion", "Objective Classes", "Notes")  # fmt: skip
+    header = ("Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame", "Offset Frame", "Duration",
+              "Micro", "Action Units", "Estimated Emotion", "Objective Classes", "Notes")  # fmt: skip
     preamble = [("SAMM Dataset - Master FACS Codes",), (), ("Symbol Key:",), ('"/" = or',), ()]
     rows = [(6, "006_1_2", 1, 5562, 5588, 5632, 71, "Micro - 1/2", "4+7", "Anger", 3, None),
             ("007", "007_4_2", 4, 100, 110, 120, 21, "Micro - 1/2", "12", "Other", 7, "x")]  # fmt: skip
@@ -226,7 +246,11 @@ def test_synth_reader_on_a_generated_set(tmp_path: Path, face_model: Path):
 
 
 def test_open_dataset_spec_errors(tmp_path: Path):
-    assert parse_spec("casme2:/a/b?sheet=/c.xlsx&classes=megc3") == ("casme2", "/a/b", {"sheet": "/c.xlsx", "classes": "megc3"})
+    assert parse_spec("casme2:/a/b?sheet=/c.xlsx&classes=megc3") == (
+        "casme2",
+        "/a/b",
+        {"sheet": "/c.xlsx", "classes": "megc3"},
+    )
     with pytest.raises(DatasetError, match="KIND:PATH with KIND one of casme2, samm"):
         open_dataset("casme9:/x")
     with pytest.raises(DatasetError, match="takes the options .*; not modality"):
@@ -299,7 +323,9 @@ def test_real_megc2019_joined_with_frames(shared_data: Path, tmp_path: Path):
     root = tmp_path / "CASME2"
     _frames(root / "sub01" / "EP02_01f", (46, 59, 86))
     _frames(root / "sub01" / "EP19_05f", (396, 416, 446))
-    ds = open_dataset(f"megc2019:{shared_data / MEGC_GT}?casme2={root}&casme2_sheet={shared_data / CASME2_SHEET}&missing=skip")
+    ds = open_dataset(
+        f"megc2019:{shared_data / MEGC_GT}?casme2={root}&casme2_sheet={shared_data / CASME2_SHEET}&missing=skip"
+    )
     with_frames = [s for s in ds.samples if s.frames]
     assert [(s.key, s.label_name, s.apex_path.name) for s in with_frames] == [
         ("casme2/sub01/EP02_01f", "positive", "img59.jpg"), ("casme2/sub01/EP19_05f", "negative", "img416.jpg"),

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainer.losses import (
+from realtime_mer.train.losses import (
     MEGC3_RESPONSIBLE,
     BalancedLoss,
     BatchFocalLoss,

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from trainer.metrics import accuracy, confusion_matrix, evaluate, micro_f1, per_class, score, uar, uf1
-from trainer.report import confusion_png, final_line, markdown_table, write_report
+from realtime_mer.train.metrics import accuracy, confusion_matrix, evaluate, micro_f1, per_class, score, uar, uf1
+from realtime_mer.train.report import confusion_png, final_line, markdown_table, write_report
 
 # 10 samples, 3 classes
 Y_TRUE = [0, 0, 0, 0, 1, 1, 2, 2, 2, 2]
@@ -28,19 +28,19 @@ def test_hand_example():
     assert cm.tolist() == [[2, 1, 1], [0, 2, 0], [2, 0, 2]]
     pc = per_class(cm)
     assert pc["f1"].tolist() == pytest.approx([0.5, 0.8, 4 / 7])
-    assert uf1(Y_TRUE, Y_PRED, 3) == pytest.approx(UF1)
-    assert uar(Y_TRUE, Y_PRED, 3) == pytest.approx(UAR)
+    assert uf1(Y_TRUE, Y_PRED) == pytest.approx(UF1)
+    assert uar(Y_TRUE, Y_PRED) == pytest.approx(UAR)
     assert accuracy(Y_TRUE, Y_PRED) == pytest.approx(0.6)
     assert micro_f1(Y_TRUE, Y_PRED) == pytest.approx(0.6)  # seed 001's formula = accuracy for single labels
 
 
 def test_absent_classes():
     # class 2 neither true nor predicted: left out of both means
-    assert uar([0, 0, 1], [0, 1, 1], 3) == pytest.approx((0.5 + 1.0) / 2)
-    assert uf1([0, 0, 1], [0, 1, 1], 3) == pytest.approx((2 / 3 + 2 / 3) / 2)
+    assert uar([0, 0, 1], [0, 1, 1]) == pytest.approx((0.5 + 1.0) / 2)
+    assert uf1([0, 0, 1], [0, 1, 1]) == pytest.approx((2 / 3 + 2 / 3) / 2)
     # class 2 predicted but absent from the labels: F1 0 counts in UF1 (sklearn's macro), not in UAR
-    assert uf1([0, 0], [0, 2], 3) == pytest.approx((2 / 3 + 0.0) / 2)
-    assert uar([0, 0], [0, 2], 3) == pytest.approx(0.5)
+    assert uf1([0, 0], [0, 2]) == pytest.approx((2 / 3 + 0.0) / 2)
+    assert uar([0, 0], [0, 2]) == pytest.approx(0.5)
 
 
 def test_pooled_over_folds_not_averaged():
@@ -51,7 +51,7 @@ def test_pooled_over_folds_not_averaged():
     pooled = evaluate(pooled_t, pooled_p, 3)["full"].uf1
     # pooled cm: [[2,0,0],[1,1,0],[0,1,1]] -> F1 = 4/5, 2/4, 2/3
     assert pooled == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
-    fold_mean = np.mean([uf1(t, p, 3) for t, p in folds])
+    fold_mean = np.mean([uf1(t, p) for t, p in folds])
     assert abs(pooled - fold_mean) > 0.05
 
 
@@ -69,7 +69,7 @@ def test_evaluate_per_dataset():
 
 def test_bad_input():
     with pytest.raises(ValueError, match="differ in length"):
-        uf1([0, 1], [0], 2)
+        uf1([0, 1], [0])
     with pytest.raises(ValueError, match="< num_classes=2"):
         confusion_matrix([0, 2], [0, 1], 2)
     with pytest.raises(ValueError, match=">= 0"):

@@ -13,8 +13,8 @@ import pytest
 
 from realtime_mer.models import get_spec
 from realtime_mer.synth import EventConfig, SynthConfig, write_dataset
-from trainer.datasets import Dataset, Sample, open_dataset
-from trainer.preprocess import (
+from realtime_mer.train.datasets import Dataset, Sample, open_dataset
+from realtime_mer.train.preprocess import (
     PreprocessConfig,
     config_for,
     prepare_sample,
@@ -29,8 +29,9 @@ def clip_set(face_model, tmp_path_factory) -> Dataset:
     """Two clips of two subjects with larger-than-default micro-expressions, default nuisances."""
     out = tmp_path_factory.mktemp("synth")
     cfg = SynthConfig(subjects=2, size=(256, 192), clip_seconds=(2.0, 2.5),
-                      events=EventConfig(events_per_clip=(2, 2), kind_weights=(1, 0, 0), micro_amplitude=(2.5, 3.0),
-                                         neutral_fraction=0.0, classes=("negative", "positive", "surprise")))  # fmt: skip
+                      events=EventConfig(events_per_clip=(2, 2), kind_weights=(1, 0, 0),
+                                         micro_amplitude=(2.5, 3.0), neutral_fraction=0.0,
+                                         classes=("negative", "positive", "surprise")))  # fmt: skip
     write_dataset(out, clips=2, fps=30, seed=11, config=cfg, model_path=face_model)
     return open_dataset(f"synth:{out}?classes=megc3")
 
@@ -49,7 +50,7 @@ def test_rcn_map_of_a_real_clip(clip_set):
     cfg = replace(config_for(get_spec("rcn-a")), alphas=(0.0, 8.0), keep_ratios=(1.0, 0.6), apex="auto")
     out = prepare_sample(s, cfg)
     assert out["flow"].shape == (4, 3, 60, 60) and out["flow"].dtype == np.float32
-    assert 0.0 <= out["flow"].min() and out["flow"].max() <= 1.0
+    assert out["flow"].min() >= 0.0 and out["flow"].max() <= 1.0
     np.testing.assert_allclose(out["variants"], [[0, 1], [0, 0.6], [8, 1], [8, 0.6]])
     assert out["apex"][0] == s.apex
     assert not np.allclose(out["flow"][0], out["flow"][2]), "EVM at alpha 8 changes the flow"
@@ -97,7 +98,9 @@ def test_flow_images_cache_is_resumable(tmp_path):
     again = preprocess(data, cfg, cache, workers=1, progress=False)
     np.testing.assert_array_equal(again.inputs["flow"], first.inputs["flow"])
     after = {p: p.stat().st_mtime_ns for p in (cache / cfg.key()).rglob("*.npz")}
-    assert [p for p in after if after[p] != files.get(p)] == [sample_file(cache, cfg, data.samples[2])], "only the missing one redone"
+    assert [p for p in after if after[p] != files.get(p)] == [sample_file(cache, cfg, data.samples[2])], (
+        "only the missing one redone"
+    )
     assert replace(cfg, alphas=(0.0, 5.0)).key() != cfg.key() and PreprocessConfig(**vars(cfg)).key() == cfg.key()
 
 
@@ -107,9 +110,14 @@ def test_a_clip_without_a_face_is_left_out_and_cached(tmp_path, face_model):
         p = tmp_path / f"img{i}.jpg"
         cv2.imwrite(str(p), np.full((120, 120, 3), 90, np.uint8))
         frames.append(p)
-    blank = Sample("synth", "s09", "blank", 0, "negative", onset=1, apex=2, offset=3, frames=tuple(frames), frame_numbers=(1, 2, 3))
+    blank = Sample(
+        "synth", "s09", "blank", 0, "negative", onset=1, apex=2, offset=3, frames=tuple(frames), frame_numbers=(1, 2, 3)
+    )
     data = Dataset("synth", ("negative",), (blank,))
     cfg = config_for(get_spec("rcn-a"))
     with pytest.raises(Exception, match="no sample"):
         preprocess(data, cfg, tmp_path / "cache", progress=False)
-    assert sample_file(tmp_path / "cache", cfg, blank).with_suffix(".fail.txt").read_text() == "no face found on the onset frame"
+    assert (
+        sample_file(tmp_path / "cache", cfg, blank).with_suffix(".fail.txt").read_text()
+        == "no face found on the onset frame"
+    )

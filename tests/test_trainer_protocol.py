@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer.datasets import Sample
-from trainer.protocol import loso_folds, lovo_folds, make_folds, with_validation
+from realtime_mer.train.datasets import Sample
+from realtime_mer.train.protocol import loso_folds, lovo_folds, make_folds, with_validation
 
 
 def _samples() -> list[Sample]:

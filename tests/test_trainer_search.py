@@ -9,10 +9,10 @@ import torch
 
 from realtime_mer.models import build_model
 from realtime_mer.models.rcn import RCN
-from trainer.datasets import Sample
-from trainer.experiment import load_run_config, preprocess_config
-from trainer.preprocess import Prepared
-from trainer.search import (
+from realtime_mer.train.datasets import Sample
+from realtime_mer.train.experiment import load_run_config, preprocess_config
+from realtime_mer.train.preprocess import Prepared
+from realtime_mer.train.search import (
     CANDIDATES,
     SearchConfig,
     SuperRCN,
@@ -33,7 +33,9 @@ def test_supernet_mixes_every_decision():
     np.testing.assert_allclose(p["attention"], 0.5)
     loss = net(x).sum()
     loss.backward()
-    assert all(a.grad is not None and a.grad.abs().sum() > 0 for a in net.arch_parameters()), "every decision is differentiable"
+    assert all(a.grad is not None and a.grad.abs().sum() > 0 for a in net.arch_parameters()), (
+        "every decision is differentiable"
+    )
 
 
 def test_a_one_hot_supernet_is_the_registered_variant():
@@ -53,7 +55,11 @@ def test_a_one_hot_supernet_is_the_registered_variant():
 
 
 def test_ranking_follows_the_weights():
-    probs = {"stem": np.array([0.1, 0.2, 0.7]), "rcl": np.array([0.2, 0.8]), "attention": np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]])}
+    probs = {
+        "stem": np.array([0.1, 0.2, 0.7]),
+        "rcl": np.array([0.2, 0.8]),
+        "attention": np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]]),
+    }
     ranking = rank_candidates(probs)
     assert ranking[0][0] == "rcn-p" and len(ranking) == len(CANDIDATES)
     assert [s for _, s in ranking] == sorted((s for _, s in ranking), reverse=True)

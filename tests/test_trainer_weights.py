@@ -10,11 +10,11 @@ import pytest
 from realtime_mer.engines import make_engine, probabilities
 from realtime_mer.models.checkpoint import load_checkpoint
 from realtime_mer.synth import EventConfig, SynthConfig, write_dataset
+from realtime_mer.train.datasets import open_dataset
+from realtime_mer.train.experiment import checkpoint_preprocess
+from realtime_mer.train.metrics import evaluate
+from realtime_mer.train.preprocess import preprocess
 from realtime_mer.weights import WeightsNotFoundError, available, default_weights
-from trainer.datasets import open_dataset
-from trainer.experiment import checkpoint_preprocess
-from trainer.metrics import evaluate
-from trainer.preprocess import preprocess
 
 HELD_OUT_SEED = 77  # training used seed 1 (REPORT.md); seed 2 was the report's held-out set
 
@@ -28,7 +28,6 @@ def test_default_weights_metadata():
     assert pre["input"] == "rcn" and pre["face_size"] == [128, 128] and pre["flow_method"] == "dis"
     data = meta.training["data"]
     assert data["sources"][0]["generator"] == "realtime_mer.synth" and data["sources"][0]["seed"] == 1
-    assert meta.training["protocol_scores"]["full"]["uf1"] > 0.8
     assert sum(p.numel() for p in model.parameters()) < 100_000
     with pytest.raises(WeightsNotFoundError, match="no shipped weights for model 'dtscnn'"):
         default_weights("dtscnn")
@@ -60,3 +59,5 @@ def test_shipped_weights_classify_a_fresh_synthetic_set(fresh_set, tmp_path):
     scores = evaluate(y, probs["onnxruntime"].argmax(1), 3)["full"]
     print(f"held-out seed {HELD_OUT_SEED}: UF1 {scores.uf1:.4f} UAR {scores.uar:.4f} (n={scores.n})")
     assert scores.uf1 > 0.6 and scores.uar > 0.6, f"chance is 1/3: {scores}"
+    claimed = meta.training["protocol_scores"]["full"]["uf1"]  # the LOSO figure the weights ship with
+    assert scores.uf1 >= claimed - 0.15, f"the shipped figure {claimed:.3f} does not hold on a fresh set: {scores}"
