@@ -31,6 +31,7 @@ import av
 import yaml
 
 from realtime_mer.config import find_config
+from realtime_mer.metrics import scrape
 
 from .timing import machine
 
@@ -111,17 +112,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def scrape(port: int) -> dict[str, float]:
-    import urllib.request
-
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return {
-        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line and not line.startswith("#")
-    }
 
 
 def offline(path: str, first: int, count: int, config_path: str | None = None) -> list[tuple]:
@@ -263,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"soak: servers down {args.outage_s:g} s at {now:.0f} s", file=sys.stderr)
                 time.sleep(5)
             time.sleep(10)  # the last reconnection settles
-            scrapes.append(scrape(port))
+            scrapes.append(scrape(f"http://127.0.0.1:{port}/metrics"))
         finally:
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=120)

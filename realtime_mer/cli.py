@@ -206,9 +206,10 @@ def _cmd_run(argv: Sequence[str], monitor: bool = False) -> int:
     args = parser.parse_args(argv)
     _setup_logging(args.log_level)
     _bound_malloc_arenas()
-    from .evaluate import DemoScore, demo_report
+    from .evaluate import demo_report
     from .metrics import Metrics
     from .pipeline import Pipeline, load_pipeline_config
+    from .sinks import CollectSink
 
     specs = _specs(args)
     if not specs:
@@ -228,7 +229,7 @@ def _cmd_run(argv: Sequence[str], monitor: bool = False) -> int:
         overrides["recognize"]["model"] = None
     config = load_pipeline_config(args.config, overrides)
     sinks = _sinks(parser, args, config, monitor)
-    demo = DemoScore({"synthetic"}) if args.demo is not None else None
+    demo = CollectSink({"synthetic"}) if args.demo is not None else None
     metrics = Metrics()
     pipeline = Pipeline(
         specs,

@@ -20,7 +20,7 @@ import numpy as np
 from .capture import open_source
 from .pipeline import PipelineConfig, StreamProcessor
 from .spotting import SpotScore, match_intervals
-from .types import Event, Frame, Record
+from .types import Frame
 
 log = logging.getLogger(__name__)
 
@@ -128,30 +128,6 @@ def evaluate_dataset(data: str | Path, config: PipelineConfig, workers: int = 1)
         with ProcessPoolExecutor(max_workers=workers) as pool:
             collect(pool.map(_evaluate_one, jobs))
     return total
-
-
-class DemoScore:
-    """A record sink that keeps the events of the named streams (the live synthetic source's),
-    to score them against what was planted when the run ends."""
-
-    name = "demo-score"
-
-    def __init__(self, streams: set[str]) -> None:
-        self.streams = streams
-        self.events: list[Event] = []
-
-    def emit(self, record: Record) -> None:
-        if isinstance(record, Event) and record.stream in self.streams:
-            self.events.append(record)
-
-    def flush(self) -> None:
-        pass
-
-    def pending(self) -> int:
-        return 0
-
-    def close(self) -> None:
-        pass
 
 
 def demo_report(planted, events) -> str:

@@ -148,6 +148,22 @@ class Metrics:
             self._server = None
 
 
+def scrape(url: str, timeout: float = 5.0) -> dict[str, float]:
+    """Every sample served at ``url`` (a ``/metrics`` page), keyed ``name{label="value",...}`` with the
+    labels in name order, e.g. ``realtime_mer_reconnects_total{stream="lobby"}``."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(url, timeout=timeout).read().decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = float(sample.value)
+    return out
+
+
 class _Live(Collector):
     """Reads the feeds' counters and the queue depths when scraped."""
 

@@ -10,14 +10,13 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from rtsp_helpers import RtspServer, free_port, needs_rtsp
 
 from realtime_mer.capture import open_source
-from realtime_mer.metrics import Metrics
+from realtime_mer.metrics import Metrics, scrape
 from realtime_mer.pipeline import (
     Pipeline,
     PipelineConfig,
@@ -79,15 +78,6 @@ def _wait_for(condition, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-def _scrape(port: int) -> dict[str, float]:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return {
-        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line and not line.startswith("#")
-    }
-
-
 def test_two_feeds_one_server_restarted(clip, tmp_path):
     config = merge_config(load_pipeline_config(), FAST)
     a, b = RtspServer(clip).start(), RtspServer(clip).start()
@@ -121,7 +111,7 @@ def test_two_feeds_one_server_restarted(clip, tmp_path):
         b.start()
         _wait_for(lambda: running(name_b, 2), 20, "feed b running again")
         time.sleep(8)
-        scraped = _scrape(port)
+        scraped = scrape(f"http://127.0.0.1:{port}/metrics")
     finally:
         pipeline.stop("test done")
         runner.join(60)
@@ -198,7 +188,7 @@ def test_monitor_command_streams_file_and_sigterm(clip, tmp_path):
     try:
         _wait_for(lambda: events.exists() and '"state":"running"' in events.read_text(), 60, "lobby running")
         time.sleep(3)
-        scraped = _scrape(port)
+        scraped = scrape(f"http://127.0.0.1:{port}/metrics")
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:

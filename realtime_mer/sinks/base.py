@@ -126,15 +126,19 @@ class GuardedSink:
 
 
 class CollectSink:
-    """Keeps every record in memory (``events``, ``statuses``): for tests and short reports only."""
+    """Keeps records in memory (``events``, ``statuses``), of every stream or of ``streams`` only:
+    for tests and short reports (the demo's score) only."""
 
     name = "collect"
 
-    def __init__(self) -> None:
+    def __init__(self, streams: set[str] | None = None) -> None:
+        self.streams = streams
         self.events: list[Event] = []
         self.statuses: list[Status] = []
 
     def emit(self, record: Record) -> None:
+        if self.streams is not None and record.stream not in self.streams:
+            return
         if isinstance(record, Status):
             self.statuses.append(record)
         else:
