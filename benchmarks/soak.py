@@ -1,9 +1,9 @@
 """Soak test of ``realtime-mer monitor``: feeds of a real clip with planted micro-expressions over a
 real RTSP server that is killed and restarted, one feed sending a truncated file; then every event
-is checked against an offline run of the same frames. Run from a checkout (it needs Debian's
-GStreamer RTSP server for the system python3, see RECIPES.md)::
+is checked against an offline run of the same frames. It needs Debian's GStreamer RTSP server for
+the system python3 (:mod:`realtime_mer.bench.rtsp`)::
 
-    python -m benchmarks.soak --minutes 10 --json benchmarks/results/soak-cpu-2core-epyc.json
+    python -m realtime_mer.bench.soak --minutes 10 --landmark-every 2 --json soak.json
 
 It passes when the monitor stays up and every feed recovers, each session of the looping feeds
 gives exactly the events (onset, apex, offset, kind, label) that a recording of that session gives,
@@ -16,9 +16,7 @@ import argparse
 import json
 import os
 import re
-import select
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,48 +31,11 @@ import yaml
 from realtime_mer.config import find_config
 from realtime_mer.metrics import scrape
 
+from .rtsp import RtspServer, free_port, has_rtsp_server
 from .timing import machine
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVER = ROOT / "tests" / "rtsp_server.py"
-SYSTEM_PYTHON = "/usr/bin/python3"
 REAL_FACE = ROOT.parent / "shared" / "data" / "video" / "evm_face.mp4"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """``tests/rtsp_server.py`` on a fixed port: each client session plays ``video`` from its start."""
-
-    def __init__(self, video: Path, port: int | None = None) -> None:
-        self.video, self.port = video, port or free_port()
-        self.proc: subprocess.Popen[str] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"rtsp://127.0.0.1:{self.port}/test"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [SYSTEM_PYTHON, str(SERVER), str(self.video), str(self.port)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], 20)
-        if not ready or self.proc.stdout.readline().strip() != "ready":
-            raise SystemExit(f"the RTSP server did not start on port {self.port}")
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
 
 
 def loop_file(src: Path, dst: Path, loops: int) -> None:
@@ -190,8 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="face.landmark_every for the monitor and the offline runs (1: the shipped setting)",
     )
     args = p.parse_args(argv)
-    if not SERVER.exists():
-        raise SystemExit(f"{SERVER} not found: run the soak from a checkout of realtime-mer")
+    if not has_rtsp_server():
+        raise SystemExit("the system python3 has no GStreamer RTSP server bindings (see benchmarks/rtsp.py)")
     from realtime_mer.synth import record
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="mer-soak-"))
@@ -211,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"events, looped; {args.minutes:g} min",
         file=sys.stderr,
     )
-    servers = [Server(looping), Server(looping), Server(truncated)]
+    servers = [RtspServer(looping), RtspServer(looping), RtspServer(truncated)]
     for s in servers:
         s.start()
     events = work / "events.jsonl"

@@ -2,7 +2,7 @@
 
 Run it with the SYSTEM interpreter (the ``gi`` bindings live there, not in the venv)::
 
-    /usr/bin/python3 tests/rtsp_server.py FILE.mp4 PORT [MOUNT]
+    /usr/bin/python3 -P benchmarks/rtsp_server.py FILE.mp4 PORT [MOUNT]
 
 It binds 127.0.0.1:PORT, serves ``rtsp://127.0.0.1:PORT/MOUNT`` (default mount ``test``) paced in
 real time, prints ``ready`` on stdout once it listens, and runs until it is killed. Every client
