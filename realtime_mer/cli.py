@@ -13,6 +13,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from .process import bound_malloc_arenas, setup_logging
+
 log = logging.getLogger("realtime_mer")
 
 
@@ -129,6 +131,28 @@ def _run_parser(monitor: bool = False) -> argparse.ArgumentParser:
         metavar="HOST",
         help="address the metrics bind to (default 127.0.0.1; 0.0.0.0 for every interface)",
     )
+    if monitor:
+        scale = p.add_argument_group("scale (many feeds over processes and machines)")
+        scale.add_argument(
+            "--backend",
+            choices=("inprocess", "ray"),
+            default="inprocess",
+            help="inprocess: every feed in this process (default); ray: feeds sharded over worker processes "
+            "(Ray actors; pip install 'realtime-mer[cluster]')",
+        )
+        scale.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            metavar="N",
+            help="ray: worker processes (default: one per CPU, at most one per feed)",
+        )
+        scale.add_argument(
+            "--address",
+            default=None,
+            metavar="ADDR",
+            help="ray: join this cluster (host:port or ray://host:port) instead of starting a local one",
+        )
     p.add_argument("--max-seconds", type=float, default=None, metavar="N", help="stop cleanly after N seconds")
     p.add_argument("--config", metavar="PATH", help="pipeline YAML (default: configs/pipeline.yaml)")
     p.add_argument("--num-faces", type=int, default=None, metavar="N", help="faces tracked per stream")
@@ -148,10 +172,10 @@ def _run_parser(monitor: bool = False) -> argparse.ArgumentParser:
 
 
 def _specs(args: argparse.Namespace) -> list:
-    from .feeds import SourceSpec, read_streams_file
+    """The feeds given by flags (the streams files' are read apart)."""
+    from .feeds import SourceSpec
 
-    specs = [s for f in getattr(args, "streams", []) for s in read_streams_file(f)]
-    specs += [SourceSpec("camera", c) for c in args.camera]
+    specs = [SourceSpec("camera", c) for c in args.camera]
     specs += [SourceSpec("video", v) for v in args.video]
     specs += [SourceSpec("replay", v) for v in args.replay]
     specs += [SourceSpec("rtsp", u) for u in args.rtsp]
@@ -184,34 +208,20 @@ def _sinks(parser: argparse.ArgumentParser, args: argparse.Namespace, config, mo
     return [make_sink(kind, target, options.get(kind)) for kind, target in wanted]
 
 
-def _bound_malloc_arenas(arenas: int = 2) -> None:
-    """Cap glibc's malloc arenas for a long run (unless ``MALLOC_ARENA_MAX`` is set).
-
-    Each stream restart builds MediaPipe graphs with new threads, and glibc gives new threads new
-    arenas that never shrink: in a soak with a feed restarting every 3 s the RSS grew 38 % in four
-    minutes with the default (up to 8 per core), 8 % with 2 arenas.
-    """
-    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # -8: M_ARENA_MAX
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
 def _cmd_run(argv: Sequence[str], monitor: bool = False) -> int:
     parser = _run_parser(monitor)
     args = parser.parse_args(argv)
-    _setup_logging(args.log_level)
-    _bound_malloc_arenas()
+    setup_logging(args.log_level)
+    bound_malloc_arenas()
+    from .cluster import RayPipeline
     from .evaluate import demo_report
+    from .feeds import StreamsWatcher, read_streams_file
     from .metrics import Metrics
     from .pipeline import Pipeline, load_pipeline_config
     from .sinks import CollectSink
 
-    specs = _specs(args)
+    fixed = _specs(args)
+    specs = [s for f in getattr(args, "streams", []) for s in read_streams_file(f)] + fixed
     if not specs:
         parser.error(
             "give at least one source: "
@@ -231,14 +241,17 @@ def _cmd_run(argv: Sequence[str], monitor: bool = False) -> int:
     sinks = _sinks(parser, args, config, monitor)
     demo = CollectSink({"synthetic"}) if args.demo is not None else None
     metrics = Metrics()
-    pipeline = Pipeline(
-        specs,
-        config,
-        [*sinks, *([demo] if demo else [])],
-        metrics=metrics,
-        monitor=monitor,
-        health_s=args.health_s if monitor else 0.0,
-    )
+    options: dict = {"metrics": metrics, "monitor": monitor, "health_s": args.health_s if monitor else 0.0}
+    if monitor and args.streams:
+        options["reload"] = StreamsWatcher(args.streams, fixed)
+    all_sinks = [*sinks, *([demo] if demo else [])]
+    pipeline: Pipeline | RayPipeline
+    if monitor and args.backend == "ray":
+        pipeline = RayPipeline(
+            specs, config, all_sinks, workers=args.workers, address=args.address, log_level=args.log_level, **options
+        )
+    else:
+        pipeline = Pipeline(specs, config, all_sinks, **options)
     if args.metrics_port is not None:
         metrics.serve(args.metrics_port, args.metrics_host)
     restore = _stop_on_signals(pipeline)
@@ -259,8 +272,8 @@ def _cmd_monitor(argv: Sequence[str]) -> int:
 
 
 def _stop_on_signals(pipeline) -> Callable[[], None]:
-    """SIGINT and SIGTERM ask ``pipeline`` to stop and flush; a second one stops at once. Returns a
-    function that puts the previous handlers back."""
+    """SIGINT and SIGTERM ask ``pipeline`` to stop and flush; a second one stops at once; SIGHUP
+    reads the streams files again. Returns a function that puts the previous handlers back."""
     import signal
 
     def handler(signum: int, _frame) -> None:
@@ -269,6 +282,8 @@ def _stop_on_signals(pipeline) -> Callable[[], None]:
         pipeline.stop(f"{signal.Signals(signum).name} received")
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    if hasattr(signal, "SIGHUP"):
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: pipeline.reload_feeds())
 
     def restore() -> None:
         for sig, old in previous.items():
@@ -295,7 +310,7 @@ def _cmd_synth(argv: Sequence[str]) -> int:
     p.add_argument("--frames", action="store_true", help="also write CASME II-style frame folders")
     p.add_argument("--config", metavar="PATH", help="YAML with synth settings (size, events, nuisance, identity)")
     args = p.parse_args(argv)
-    _setup_logging("INFO")
+    setup_logging("INFO")
     from pathlib import Path
 
     from .config import from_mapping, load_yaml
@@ -323,7 +338,7 @@ def _cmd_eval_spotting(argv: Sequence[str]) -> int:
     p.add_argument("--config", metavar="PATH", help="pipeline YAML (default: configs/pipeline.yaml)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all CPUs)")
     args = p.parse_args(argv)
-    _setup_logging("WARNING")
+    setup_logging("WARNING")
     from .evaluate import evaluate_dataset
     from .pipeline import load_pipeline_config
 
@@ -374,7 +389,7 @@ def _cmd_fetch_model(argv: Sequence[str]) -> int:
     p.add_argument("--dest", default=None, help="where to write the model (default: the user cache)")
     p.add_argument("--no-prepare", action="store_true", help="only fetch the face model")
     args = p.parse_args(argv)
-    _setup_logging("INFO")
+    setup_logging("INFO")
     import time
     from pathlib import Path
 
@@ -427,7 +442,7 @@ def _cmd_export(argv: Sequence[str]) -> int:
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16", help="TensorRT only")
     p.add_argument("--batch-profile", default="1,4,32", metavar="MIN,OPT,MAX", help="TensorRT batch sizes")
     args = p.parse_args(argv)
-    _setup_logging("INFO")
+    setup_logging("INFO")
     import shutil
     import tempfile
     from pathlib import Path
@@ -471,17 +486,6 @@ SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "synth": _cmd_synth,
     "eval-spotting": _cmd_eval_spotting,
 }
-
-
-def _setup_logging(level: str) -> None:
-    """Our log lines at ``level``; other libraries' (onnxscript, numba, ...) only from WARNING up,
-    unless ``level`` is DEBUG."""
-    logging.basicConfig(
-        level=logging.DEBUG if level == "DEBUG" else logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    log.setLevel(getattr(logging, level))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

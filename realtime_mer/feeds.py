@@ -213,3 +213,34 @@ def display_name(spec: SourceSpec) -> str:
     if spec.kind == "demo":
         return "synthetic"
     return str(spec.target)  # a file, played or replayed
+
+
+class StreamsWatcher:
+    """The feeds of a running monitor, for :class:`~realtime_mer.pipeline.Pipeline`'s ``reload``:
+    each call reads the streams files again and gives every feed (theirs, then ``fixed``) when a
+    file's text changed since the last call, else ``None``. A file that cannot be read or parsed
+    raises ConfigError (the monitor keeps its feeds and says why).
+
+    Args:
+        files: the ``--streams`` files.
+        fixed: the feeds given on the command line.
+    """
+
+    def __init__(self, files: Sequence[str | Path], fixed: Sequence[SourceSpec] = ()) -> None:
+        self.files = [Path(f) for f in files]
+        self.fixed = list(fixed)
+        self._texts = [self._text(f) for f in self.files]
+
+    @staticmethod
+    def _text(path: Path) -> str | None:
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError:
+            return None
+
+    def __call__(self) -> list[SourceSpec] | None:
+        texts = [self._text(f) for f in self.files]
+        if texts == self._texts:
+            return None
+        self._texts = texts
+        return [s for f in self.files for s in read_streams_file(f)] + self.fixed

@@ -20,6 +20,7 @@ The metric names are a public interface (dashboards and alerts are built on them
 ``realtime_mer_event_latency_seconds{stream}``             histogram: capture of the offset frame -> emission
 ``realtime_mer_recognition_errors_total{model}``           events sent unlabelled because recognition failed
 ``realtime_mer_sink_failures_total{sink}``                 records a sink could not take after its retries
+``realtime_mer_worker_restarts_total{worker}``             worker processes restarted (``--backend ray``)
 =========================================================  =====================================================
 
 Stream names never hold credentials (RTSP URLs are redacted). Counters of the capture threads are
@@ -62,6 +63,7 @@ class FeedSnapshot:
     fps_in: float | None
     fps_processed: float | None
     faces: int
+    frames_with_face: int = 0
 
 
 class Metrics:
@@ -99,6 +101,9 @@ class Metrics:
         )
         self.sink_failures = Counter(
             "realtime_mer_sink_failures", "Records a sink could not take after its retries", ["sink"], registry=r
+        )
+        self.worker_restarts = Counter(
+            "realtime_mer_worker_restarts", "Worker processes restarted after they died", ["worker"], registry=r
         )
         self._feeds: dict[str, Callable[[], FeedSnapshot]] = {}
         self._queues: dict[str, Callable[[], int]] = {}

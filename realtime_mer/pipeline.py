@@ -33,7 +33,7 @@ from .buffer import FaceRing
 from .capture import CaptureConfig, CaptureThread, open_source
 from .config import ConfigError, find_config, from_mapping, load_yaml, settings
 from .face import FaceConfig, FaceStage
-from .feeds import SourceSpec, check_names
+from .feeds import SourceSpec, check_names, display_name
 from .magnify import MagnifyConfig, make_magnifier
 from .metrics import FeedSnapshot, Metrics
 from .recognize import RecognizeConfig, Recognizer
@@ -188,7 +188,8 @@ class StreamSummary:
 
     ``frames`` counts the frames processed, ``last_index`` is the frame number of the last one;
     ``state`` is the feed's last state (``running`` for a live feed stopped while healthy) and
-    ``error`` why it failed, if it did.
+    ``error`` why it failed, if it did; ``restarts`` counts its sessions' restarts of the tracks and
+    ``worker_restarts`` the restarts of its worker process (``--backend ray``).
     """
 
     stream: str
@@ -202,6 +203,7 @@ class StreamSummary:
     intervals: int = 0
     events: int = 0
     restarts: int = 0
+    worker_restarts: int = 0
     last_index: int = -1
     state: str | None = None
     error: str | None = None
@@ -240,6 +242,8 @@ class RunSummary:
                 f"at {s.fps:.1f} fps, {s.dropped} dropped, {s.bad_frames} bad, {s.failed_frames} failed, "
                 f"{s.reconnects} reconnects, {s.events} events, last frame {s.last_index}; medians: {stages}"
             )
+            if s.worker_restarts:
+                line += f", its worker process restarted {s.worker_restarts} time(s)"
             parts.append(line + (f"; error: {s.error}" if s.error else ""))
         for name, v in self.sinks.items():
             if v["failed"] or v["pending"]:
@@ -556,7 +560,9 @@ class EventStage(threading.Thread):
 
 
 class StreamWorker(threading.Thread):
-    """Runs one feed's :class:`StreamProcessor` on the frames of its capture thread.
+    """Runs one feed's :class:`StreamProcessor` on the frames of its capture thread and hands
+    each spotted interval on with ``hand_on`` (a bounded queue's ``put``: a slow consumer slows
+    spotting, nothing is lost).
 
     A frame that a stage fails on is skipped and counted (``failed_frames``); after
     ``MAX_FAILED_FRAMES`` in a row the feed is given up (``failed``).
@@ -566,13 +572,13 @@ class StreamWorker(threading.Thread):
         self,
         capture: CaptureThread,
         processor: StreamProcessor,
-        events: EventStage,
+        hand_on: Callable[[Spotted], None],
         frame_sinks: Sequence[GuardedFrameSink] = (),
     ) -> None:
         super().__init__(name=f"worker-{capture.stream}", daemon=True)
         self.capture = capture
         self.processor = processor
-        self.events = events
+        self.hand_on = hand_on
         self.frame_sinks = list(frame_sinks)
         self.summary = StreamSummary(capture.stream)
         self.failed_frames = 0
@@ -582,6 +588,15 @@ class StreamWorker(threading.Thread):
 
     def stop(self) -> None:
         self._halt.set()
+
+    def close(self) -> None:
+        """End the feed now (a feed removed from a run): reading stops, the worker flushes its tracks
+        and ends. A source that has ended already has its queued frames processed first."""
+        if self.capture.state != "ended":
+            self.capture.stop(timeout=0)
+            self.stop()
+        self.join()
+        self.capture.stop(timeout=1.0)
 
     def fps_processed(self) -> float | None:
         """Frames processed per second of wall time, over the last 30."""
@@ -604,6 +619,7 @@ class StreamWorker(threading.Thread):
             fps_in=c.fps,
             fps_processed=self.fps_processed(),
             faces=self.faces,
+            frames_with_face=self.processor.frames_with_face,
         )
 
     def run(self) -> None:
@@ -633,7 +649,7 @@ class StreamWorker(threading.Thread):
                         break
                     continue
                 for item in spotted:
-                    self.events.pending.put(item)  # bounded: a slow recognizer slows spotting, nothing is lost
+                    self.hand_on(item)
                 self.faces = len(p.found)
                 self._done.append(time.monotonic())
                 if self.frame_sinks:
@@ -642,7 +658,7 @@ class StreamWorker(threading.Thread):
                         sink.frame(view)
         finally:
             for item in p.close():
-                self.events.pending.put(item)
+                self.hand_on(item)
             stats = self.capture.stats()
             s = self.summary
             s.frames, s.frames_with_face, s.intervals = p.frames, p.frames_with_face, p.intervals
@@ -660,6 +676,11 @@ class Pipeline:
     recognizer loads and the per-feed stages are built and warmed up, and only then do the
     sources start delivering frames, so a live feed drops nothing while models load.
 
+    Feeds can be added and removed while it runs: ``reload`` (when given) is called when
+    :meth:`reload_feeds` is (SIGHUP) or every ``reload_s`` seconds, and returns the feeds the run
+    should have now, or ``None`` for no change; a removed feed is stopped and its tracks flushed,
+    a feed whose settings changed is restarted. The run ends when every feed has ended.
+
     Args:
         specs: the feeds.
         config: the pipeline config (each feed's ``settings`` are merged over it).
@@ -668,6 +689,8 @@ class Pipeline:
         monitor: keep going when a live feed does not open at first (retried like a broken one)
             instead of failing the run.
         health_s: log a health line per feed this often, s (0: never).
+        reload: gives the feeds wanted now (e.g. a streams file read again), ``None`` when unchanged.
+        reload_s: how often ``reload`` is called without being asked, s (0: only when asked).
     """
 
     def __init__(
@@ -679,6 +702,8 @@ class Pipeline:
         metrics: Metrics | None = None,
         monitor: bool = False,
         health_s: float = 0.0,
+        reload: Callable[[], Sequence[SourceSpec] | None] | None = None,
+        reload_s: float = 2.0,
     ) -> None:
         if not specs:
             raise ConfigError("no feeds: give at least one source")
@@ -691,55 +716,102 @@ class Pipeline:
         self._pollers = [s for s in sinks if callable(getattr(s, "poll", None))]
         self.monitor = monitor
         self.health_s = health_s
+        self.reload = reload
+        self.reload_s = reload_s
         self._stop = threading.Event()
+        self._reload_asked = threading.Event()
         self.stop_reason = ""
+        self.stage: EventStage | None = None
+        self.workers: dict[str, StreamWorker] = {}  # the running feeds by stream id
+        self._specs: dict[str, SourceSpec] = {}
+        self._ended: list[StreamWorker] = []  # feeds removed while running
 
     def stop(self, reason: str = "stop requested") -> None:
         """Ask the run to stop and flush (safe from a signal handler or another thread)."""
         self.stop_reason = reason
         self._stop.set()
 
+    def reload_feeds(self) -> None:
+        """Ask for ``reload`` to be called now (safe from a signal handler)."""
+        self._reload_asked.set()
+
     def run(self, max_seconds: float | None = None) -> RunSummary:
         """Run until every feed ended (or failed), ``max_seconds`` passed, or :meth:`stop`; flush every
         event and sink; return the summary (its ``exit_code`` tells failures)."""
         start = time.monotonic()
-        feeds = [self._source(spec) for spec in self.specs]
+        feeds = [(spec, *check_source(spec, self.config)) for spec in self.specs]
         recognizer: Recognizer | None = None
-        stage: EventStage | None = None
-        workers: list[StreamWorker] = []
         try:
             recognizer = prepare(self.config)
-            stage = EventStage(self.record_sinks, recognizer, self.metrics, self.config.event_queue)
+            self.stage = stage = EventStage(self.record_sinks, recognizer, self.metrics, self.config.event_queue)
             for sink in self.record_sinks:
                 self.metrics.watch_queue(f"sink:{sink.name}", sink.pending)
             self.metrics.watch_queue("events", stage.pending.qsize)
-            for source, cfg in feeds:
-                capture = CaptureThread(source, cfg.capture).add_listener(stage.put_status)
-                processor = StreamProcessor(source.name, cfg, _rate_of(capture), self._observer(source.name))
-                worker = StreamWorker(capture, processor, stage, self.frame_sinks)
-                self.metrics.watch_feed(source.name, worker.snapshot)
-                workers.append(worker)
             stage.start()
-            for w in workers:
+            for spec, source, cfg in feeds:
+                self._add(spec, source, cfg, start_now=False)
+            for w in self.workers.values():
                 w.start()
-            for w in workers:
+            for w in self.workers.values():
                 w.capture.start(open_now=not self.monitor)
-            self._wait(workers, start, max_seconds)
+            self._wait(start, max_seconds)
         except KeyboardInterrupt:
             log.info("interrupted: flushing events")
         finally:
-            self._shutdown(workers, stage, recognizer)
+            self._shutdown(recognizer)
+        workers = [*self._ended, *self.workers.values()]
         for w in workers:
-            w.summary.events = stage.per_stream[w.summary.stream] if stage else 0
+            w.summary.events = self.stage.per_stream[w.summary.stream] if self.stage else 0
             w.summary.state = w.capture.state
             w.summary.error = None if w.capture.error is None else str(w.capture.error)
         return RunSummary(
             streams=[w.summary for w in workers],
-            events=stage.count if stage else 0,
+            events=self.stage.count if self.stage else 0,
             seconds=time.monotonic() - start,
             sinks=self._sink_counts(),
-            recognition_errors=stage.recognition_errors if stage else 0,
+            recognition_errors=self.stage.recognition_errors if self.stage else 0,
         )
+
+    def _add(self, spec: SourceSpec, source: Any, cfg: PipelineConfig, start_now: bool = True) -> None:
+        """Build a feed's capture thread, processor and worker (and start them with ``start_now``)."""
+        assert self.stage is not None
+        capture = CaptureThread(source, cfg.capture).add_listener(self.stage.put_status)
+        processor = StreamProcessor(source.name, cfg, _rate_of(capture), self._observer(source.name))
+        worker = StreamWorker(capture, processor, self.stage.pending.put, self.frame_sinks)
+        self.metrics.watch_feed(source.name, worker.snapshot)
+        self.workers[source.name] = worker
+        self._specs[source.name] = spec
+        if start_now:
+            worker.start()
+            capture.start(open_now=False)
+
+    def _remove(self, stream: str) -> None:
+        """Stop a feed: its capture ends, its worker flushes its tracks; its summary is kept."""
+        worker = self.workers.pop(stream)
+        self._specs.pop(stream)
+        worker.close()
+        self.metrics.unwatch_feed(stream)
+        self._ended.append(worker)
+
+    def _apply_reload(self) -> None:
+        """Call ``reload`` and add, remove and restart feeds to match what it gives."""
+        assert self.reload is not None
+        try:
+            wanted = self.reload()
+            if wanted is None:
+                return
+            check_names(wanted, "reloaded feeds")
+            new = {display_name(s): s for s in wanted}
+            added = {k: (v, *check_source(v, self.config)) for k, v in new.items() if self._specs.get(k) != v}
+        except ConfigError as e:  # a bad edit keeps the feeds running as they are
+            log.error("feeds not reloaded, the running ones are kept: %s", e)
+            return
+        for stream in [k for k, v in self._specs.items() if new.get(k) != v]:
+            log.info("%s: %s", stream, "settings changed: restarting" if stream in new else "removed")
+            self._remove(stream)
+        for stream, (spec, source, cfg) in added.items():
+            log.info("%s: added", stream)
+            self._add(spec, source, cfg)
 
     def _sink_counts(self) -> dict[str, dict[str, int]]:
         """Per sink name: records/frames delivered, failures, records still pending (a sink that takes
@@ -753,26 +825,13 @@ class Pipeline:
             c["pending"] += s.pending()
         return out
 
-    def _source(self, spec: SourceSpec) -> tuple[Any, PipelineConfig]:
-        """The feed's source, named, with its config; a file is opened once here to check it (before
-        any model loads, so a wrong path costs no time)."""
-        cfg = merge_config(self.config, spec.settings)
-        source = open_source(spec.kind, spec.target, cfg.capture)
-        if spec.name:
-            source.name = spec.name
-        if spec.kind in ("video", "replay"):
-            source.open()
-            source.close()
-        return source, cfg
-
     def _observer(self, stream: str) -> Callable[[str, float], None]:
-        hist = self.metrics.stage
-        children = {stage: hist.labels(stream=stream, stage=stage) for stage in ("face", "evm", "spot")}
-        return lambda stage, seconds: children[stage].observe(seconds)
+        return stage_observer(self.metrics, stream)
 
-    def _wait(self, workers: Sequence[StreamWorker], start: float, max_seconds: float | None) -> None:
+    def _wait(self, start: float, max_seconds: float | None) -> None:
         next_health = start + self.health_s
-        while any(w.is_alive() for w in workers):
+        next_reload = start + self.reload_s
+        while any(w.is_alive() for w in self.workers.values()):
             now = time.monotonic()
             if self._stop.is_set():
                 log.info("%s: stopping and flushing", self.stop_reason)
@@ -780,11 +839,15 @@ class Pipeline:
             if max_seconds is not None and now - start >= max_seconds:
                 log.info("--max-seconds %.1f reached: stopping", max_seconds)
                 return
-            for w in workers:
+            if self.reload is not None and (self._reload_asked.is_set() or (self.reload_s > 0 and now >= next_reload)):
+                self._reload_asked.clear()
+                self._apply_reload()
+                next_reload = now + self.reload_s
+            for w in self.workers.values():
                 w.capture.check_stall(now)
-            if self.health_s and now >= next_health:
-                for w in workers:
-                    log.info("%s", health_line(w))
+            if self.health_s and now >= next_health and self.stage is not None:
+                for name, w in self.workers.items():
+                    log.info("%s", health_line(name, w.snapshot(), self.stage.per_stream[name]))
                 next_health = now + self.health_s
             for sink in self._pollers:
                 if not sink.poll():
@@ -792,9 +855,8 @@ class Pipeline:
                     return
             self._stop.wait(0.03 if self._pollers else 0.2)
 
-    def _shutdown(
-        self, workers: Sequence[StreamWorker], stage: EventStage | None, recognizer: Recognizer | None
-    ) -> None:
+    def _shutdown(self, recognizer: Recognizer | None) -> None:
+        workers = list(self.workers.values())
         for w in workers:
             w.capture.stop(timeout=0)
         for w in workers:
@@ -802,6 +864,7 @@ class Pipeline:
         for w in workers:
             if w.ident is not None:  # started
                 w.join()
+        stage = self.stage
         if stage is not None and stage.is_alive():
             stage.pending.put(None)
             stage.join()
@@ -815,14 +878,31 @@ class Pipeline:
             w.capture.stop(timeout=1.0)
 
 
-def health_line(worker: StreamWorker) -> str:
+def check_source(spec: SourceSpec, config: PipelineConfig) -> tuple[Any, PipelineConfig]:
+    """The feed's source, named, with its config (the feed's settings merged over ``config``); a
+    file is opened once here to check it, before any model loads, so a wrong path costs no time."""
+    cfg = merge_config(config, spec.settings)
+    source = open_source(spec.kind, spec.target, cfg.capture)
+    if spec.name:
+        source.name = spec.name
+    if spec.kind in ("video", "replay"):
+        source.open()
+        source.close()
+    return source, cfg
+
+
+def stage_observer(metrics: Metrics, stream: str) -> Callable[[str, float], None]:
+    """``observe(stage, seconds)`` into ``stream``'s per-frame stage histograms."""
+    children = {stage: metrics.stage.labels(stream=stream, stage=stage) for stage in ("face", "evm", "spot")}
+    return lambda stage, seconds: children[stage].observe(seconds)
+
+
+def health_line(stream: str, s: FeedSnapshot, events: int) -> str:
     """One line of a feed's health: state, rates in and processed, drops, faces, events, reconnects."""
-    s = worker.snapshot()
     fps_in, fps_out = ("-" if v is None else f"{v:.1f}" for v in (s.fps_in, s.fps_processed))
     share = 100.0 * s.dropped / s.frames if s.frames else 0.0
-    events = worker.events.per_stream[worker.capture.stream]
     return (
-        f"{worker.capture.stream}: {s.state} | in {fps_in} fps, processed {fps_out} fps | dropped {s.dropped} "
+        f"{stream}: {s.state} | in {fps_in} fps, processed {fps_out} fps | dropped {s.dropped} "
         f"({share:.1f} %) | faces {s.faces} | events {events} | reconnects {s.reconnects}"
     )
 

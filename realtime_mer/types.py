@@ -198,6 +198,22 @@ Record = Event | Status
 
 
 @dataclass(frozen=True, slots=True)
+class FeedPosition:
+    """Where a live feed's numbering stands, so that a feed restarted in a new process (a worker
+    that died) goes on from there instead of starting again at frame 0.
+
+    Attributes:
+        index: the frame number of the next frame.
+        session: the session number of the next connection.
+        t: media time (s) the next session starts at, at least.
+    """
+
+    index: int = 0
+    session: int = 0
+    t: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class TrackView:
     """What a frame sink (overlay video, dashboard) sees of one face track at one frame.
 

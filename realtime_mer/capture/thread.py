@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..types import FeedState, Frame, Status, utc_iso
+from ..types import FeedPosition, FeedState, Frame, Status, utc_iso
 from .base import BadFrame, CaptureConfig, Source, SourceError
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class CaptureThread:
     or, polling: ``frame = cap.get(timeout=0.1)``; ``None`` and ``cap.finished``: the end.
     """
 
-    def __init__(self, source: Source, config: CaptureConfig | None = None) -> None:
+    def __init__(self, source: Source, config: CaptureConfig | None = None, resume: FeedPosition | None = None) -> None:
         self.source = source
         self.config = config or CaptureConfig()
         self._frames: deque[Frame] = deque()
@@ -137,7 +137,10 @@ class CaptureThread:
         self._session_start = 0.0  # time.monotonic() of the session's first frame
         self._listeners: list[Callable[[Status], None]] = []
         self._state: FeedState | None = None
-        self._session = -1
+        # a live feed resumed in a new process goes on numbering frames and sessions from ``resume``
+        start = resume if resume is not None and source.live else FeedPosition()
+        self._index0, self._t_shift = start.index, start.t
+        self._session = start.session - 1
         self._new_session = True
         self._base = 0.0  # media time of the session's first frame, s
         self._pts0: float | None = None  # the source's time at the session's first frame
@@ -238,6 +241,13 @@ class CaptureThread:
                 session=self._session,
                 last_frame_age=None if self._last_captured is None else time.monotonic() - self._last_captured,
             )
+
+    def position(self) -> FeedPosition:
+        """Where the numbering would go on after this point: the next frame number, the next
+        session, and a media time after the last frame's (for :class:`CaptureThread` ``resume``)."""
+        with self._cond:
+            t = 0.0 if self._last_t is None else self._last_t + 1.0 / self._rate()
+            return FeedPosition(self._index0 + self._read, max(self._session, 0) + 1, max(t, self._t_shift))
 
     def check_stall(self, now: float | None = None) -> bool:
         """Mark a running feed ``stalled`` when it has read no frame for ``stall_s``; True if it
@@ -358,7 +368,7 @@ class CaptureThread:
         if start:
             self._new_session = False
             self._session += 1
-            base = captured - self._t0
+            base = captured - self._t0 + self._t_shift
             if self._last_t is not None:
                 base = max(base, self._last_t + dt)
             self._base, self._pts0, self._in_session = base, None, 0
@@ -394,7 +404,7 @@ class CaptureThread:
             t, start = self._media_time(t_src, captured)
             if start and self._session > 0:
                 self._times.clear()  # the outage is no frame interval
-            frame = Frame(self.source.name, self._read, t, captured, image, max(self._session, 0))
+            frame = Frame(self.source.name, self._index0 + self._read, t, captured, image, max(self._session, 0))
             self._read += 1
             self._last_t, self._last_captured = t, captured
             self._times.append(t)
@@ -441,7 +451,7 @@ class CaptureThread:
                 reason=reason,
                 utc=utc_iso(time.time()),
                 session=max(self._session, 0),
-                index=self._read - 1 if index is None else index,
+                index=self._index0 + self._read - 1 if index is None else index,
                 frames=self._read,
                 dropped=self._dropped,
                 bad_frames=self._bad,
