@@ -6,12 +6,15 @@ Commands (the first is the default, so ``mer-train --dataset ...`` trains)::
               [--epochs N] [--lr X] [--batch N] [--loss NAME] [--optimizer sgd|adam] [--jobs N]
               [--workers N] [--out DIR] [--config FILE] [--seed N] [--cache DIR] [--per-dataset]
               [--lovo-fraction F] [--val-fraction F] [--no-final] [--verbose]
+              [--backend local|ray] [--address ADDR] [--gpus-per-fold X]
     mer-train evaluate --checkpoint FILE --dataset KIND:PATH [--engine torch|onnxruntime] [--out DIR]
     mer-train export --checkpoint FILE --out FILE.onnx
     mer-train search --dataset KIND:PATH [--epochs N] [--out DIR] [--seed N]
 
-``--jobs`` folds train in parallel processes, ``--workers`` processes preprocess. The last line
-printed by ``train`` and ``evaluate`` is ``UF1 <value> UAR <value>`` (pooled over all folds, MEGC).
+``--jobs`` folds train in parallel processes (or, with ``--backend ray``, one Ray task a fold on the
+cluster at ``--address``: :mod:`realtime_mer.train.cluster`), ``--workers`` processes preprocess.
+The last line printed by ``train`` and ``evaluate`` is ``UF1 <value> UAR <value>`` (pooled over all
+folds, MEGC).
 Dataset syntax: :mod:`realtime_mer.train.datasets`; settings files: :mod:`realtime_mer.train.experiment`.
 """
 
@@ -65,6 +68,26 @@ def _parser(command: str) -> argparse.ArgumentParser:
             "--lovo-fraction", type=float, default=None, help="LOVO: test this share of videos a fold (0.05)"
         )
         p.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes (default 1)")
+        p.add_argument(
+            "--backend",
+            choices=("local", "ray"),
+            default="local",
+            help="local: --jobs processes; ray: one Ray task a fold (pip install 'realtime-mer[cluster]')",
+        )
+        p.add_argument(
+            "--address",
+            default=None,
+            metavar="ADDR",
+            help="--backend ray: join this Ray cluster (host:port, ray://host:10001, auto); "
+            "default: $RAY_ADDRESS or the cluster of `ray start` here, else a local one for this run",
+        )
+        p.add_argument(
+            "--gpus-per-fold",
+            type=float,
+            default=None,
+            metavar="X",
+            help="--backend ray: GPUs a fold takes (default 0.5 where the cluster has GPUs, else 0)",
+        )
         p.add_argument("--no-final", action="store_true", help="do not train and save the all-data model")
         p.add_argument("--verbose", "-v", action="store_true", help="log every epoch of every fold")
     if command == "evaluate":
@@ -79,6 +102,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
 
 
 def _train(a: argparse.Namespace) -> str:
+    from realtime_mer.errors import UserError
     from realtime_mer.train.experiment import load_run_config, report_last_line, run_experiment
 
     train = {k: v for k, v in {"epochs": a.epochs, "lr": a.lr, "batch": a.batch, "loss": a.loss,
@@ -92,7 +116,11 @@ def _train(a: argparse.Namespace) -> str:
     if a.no_final:
         flags["final"] = False
     run = load_run_config(a.config, flags)
-    scores = run_experiment(a.dataset, run, a.out, jobs=a.jobs, workers=a.workers, cache_dir=a.cache, verbose=a.verbose)
+    if a.backend == "local" and (a.address is not None or a.gpus_per_fold is not None):
+        raise UserError("--address and --gpus-per-fold are options of --backend ray")
+    scores = run_experiment(a.dataset, run, a.out, jobs=a.jobs, workers=a.workers, cache_dir=a.cache,
+                            verbose=a.verbose, backend=a.backend, address=a.address,
+                            gpus_per_fold=a.gpus_per_fold)  # fmt: skip
     print(f"reports in {a.out}" + (f"; model {Path(a.out) / 'model.safetensors'}" if run.final else ""))
     return report_last_line(scores)
 

@@ -142,11 +142,20 @@ def run_experiment(
     workers: int = 1,
     cache_dir: str | Path | None = None,
     verbose: bool = False,
+    backend: Literal["local", "ray"] = "local",
+    address: str | None = None,
+    gpus_per_fold: float | None = None,
 ) -> dict[str, Scores]:
     """Train and evaluate ``run`` on the datasets ``specs`` under its protocol; write the reports to ``out``.
 
-    Returns the pooled scores (``"full"`` and per database). Prints the results table to stdout.
+    The folds train ``jobs`` at a time in processes (``backend="local"``) or as Ray tasks on the
+    cluster at ``address`` (``"ray"``, :mod:`realtime_mer.train.cluster`). Returns the pooled
+    scores (``"full"`` and per database). Prints the results table to stdout.
     """
+    if backend == "ray":
+        from realtime_mer.cluster import require_ray
+
+        require_ray()  # fail before preprocessing where Ray is missing
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data = open_datasets(specs)
@@ -168,9 +177,8 @@ def run_experiment(
         f"{len(prepared.owner)} training rows"
     )
     t0 = time.perf_counter()
-    results = run_folds(
-        prepared, folds, run.model, model_config, data.classes, pre.input, run.train, run.seed, jobs, verbose
-    )
+    results = run_folds(prepared, folds, run.model, model_config, data.classes, pre.input, run.train, run.seed, jobs,
+                        verbose, backend, address, gpus_per_fold)  # fmt: skip
     t_train = time.perf_counter() - t0
     y_true, y_pred, probs, fold_of = _pool(prepared, folds, results)
     scores = evaluate(y_true, y_pred, len(data.classes), [s.dataset for s in samples])
@@ -180,7 +188,7 @@ def run_experiment(
         "per_dataset": run.per_dataset, "folds": len(folds), "samples": len(samples), "left_out": prepared.failed,
         "preprocess": asdict(pre), "train": asdict(run.train), "seed": run.seed,
         "seconds": {"preprocess": t_pre, "folds": t_train, "epoch_median": float(np.median(epoch_s)),
-                    "epoch_p99": float(np.percentile(epoch_s, 99)), "jobs": jobs,
+                    "epoch_p99": float(np.percentile(epoch_s, 99)), "backend": backend, "jobs": jobs,
                     "threads_per_fold": run.train.threads},
     }  # fmt: skip
     write_report(out, scores, data.classes, meta)
@@ -190,8 +198,9 @@ def run_experiment(
         _final_model(prepared, run, model_config, pre, data, scores, out)
     print(markdown_table(scores), end="")
     sec = meta["seconds"]
+    at_once = "Ray tasks" if backend == "ray" else f"{jobs} fold(s) at a time"
     print(
-        f"epoch time: median {sec['epoch_median']:.3f} s, p99 {sec['epoch_p99']:.3f} s ({jobs} fold(s) at a time, "
+        f"epoch time: median {sec['epoch_median']:.3f} s, p99 {sec['epoch_p99']:.3f} s ({at_once}, "
         f"{run.train.threads} thread(s) each); preprocessing {t_pre:.1f} s; folds {t_train:.1f} s"
     )
     return scores

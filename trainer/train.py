@@ -1,4 +1,5 @@
-"""Training of one model on one fold, the protocol over all folds (in parallel processes), prediction.
+"""Training of one model on one fold, the protocol over all folds (in parallel processes or as Ray
+tasks, :mod:`realtime_mer.train.cluster`), prediction.
 
 Every fold trains a fresh model, seeded with ``(seed, fold number)``, for a fixed number of epochs;
 with a validation split (:func:`realtime_mer.train.protocol.with_validation`, training subjects only) the
@@ -136,8 +137,9 @@ def forward(
     model: nn.Module, names: Sequence[str], batch: dict[str, torch.Tensor], state_shapes: dict[str, tuple[int, ...]]
 ) -> tuple[torch.Tensor, ...]:
     """The model's outputs (a tuple) for a batch; state inputs (``h0``, ``c0``) start at zeros."""
-    n = next(iter(batch.values())).shape[0]
-    args = [batch[k] if k in batch else torch.zeros((n, *state_shapes[k])) for k in names]
+    first = next(iter(batch.values()))
+    args = [batch[k] if k in batch else torch.zeros((first.shape[0], *state_shapes[k]), device=first.device)
+            for k in names]  # fmt: skip
     out = model(*args)
     return out if isinstance(out, tuple) else (out,)
 
@@ -149,7 +151,9 @@ def _state_shapes(model_name: str, model_config: dict[str, Any]) -> dict[str, tu
 def predict(
     model: nn.Module, model_name: str, model_config: dict[str, Any], inputs: dict[str, np.ndarray], batch: int = 128
 ) -> np.ndarray:
-    """Class probabilities ``(N, K)`` float32 of ``inputs`` (name -> ``(N, ...)``) with ``model`` in eval mode."""
+    """Class probabilities ``(N, K)`` float32 of ``inputs`` (name -> ``(N, ...)``) with ``model`` in eval mode
+    (on the model's device)."""
+    device = next(model.parameters()).device
     names = input_names(model_name, model_config)
     states = _state_shapes(model_name, model_config)
     n = len(next(iter(inputs.values())))
@@ -157,8 +161,8 @@ def predict(
     out = []
     with torch.no_grad():
         for i in range(0, n, batch):
-            b = {k: torch.from_numpy(np.ascontiguousarray(v[i : i + batch])) for k, v in inputs.items()}
-            out.append(torch.softmax(forward(model, names, b, states)[0], dim=1).numpy())
+            b = {k: torch.from_numpy(np.ascontiguousarray(v[i : i + batch])).to(device) for k, v in inputs.items()}
+            out.append(torch.softmax(forward(model, names, b, states)[0], dim=1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
@@ -191,6 +195,7 @@ def train_fold(
     seed: int,
     keep_state: bool = False,
     log: Callable[[str], None] | None = None,
+    device: str = "cpu",
 ) -> FoldResult:
     """Train a fresh ``model_name`` on ``data.train`` and predict ``data.test``.
 
@@ -202,23 +207,24 @@ def train_fold(
         input_kind: :data:`realtime_mer.train.preprocess.InputKind` of the rows (decides the flip).
         cfg: optimisation settings.
         seed: seeds torch and NumPy for this fold.
-        keep_state: return the trained weights in the result.
+        keep_state: return the trained weights in the result (on the CPU).
         log: called with one line per epoch.
+        device: torch device of the model and the batches (``cuda`` in a Ray task given a GPU).
     """
     if cfg.balance == "nine-crop" and input_kind != "dtscnn":
         raise ValueError(f"balance: nine-crop is DTSCNN's resampling of flow sequences, not for {input_kind} inputs")
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = build_model(model_name, model_config)
+    model = build_model(model_name, model_config).to(device)
     names = input_names(model_name, model_config)
     states = _state_shapes(model_name, model_config)
     k = len(classes)
     y_train = data.labels[data.train]
-    criterion = make_loss(cfg.loss, np.bincount(y_train, minlength=k).tolist(), cfg.gamma)
+    criterion = make_loss(cfg.loss, np.bincount(y_train, minlength=k).tolist(), cfg.gamma).to(device)
     region_loss = None
     if hasattr(model, "region_logits") and set(classes) == {"negative", "positive", "surprise"}:
-        region_loss = RegionFocalLoss(responsible_indices(list(classes)), k, cfg.gamma)
+        region_loss = RegionFocalLoss(responsible_indices(list(classes)), k, cfg.gamma).to(device)
     params = model.parameters()
     if cfg.optimizer == "sgd":
         opt: torch.optim.Optimizer = torch.optim.SGD(params, cfg.lr, cfg.momentum, weight_decay=cfg.weight_decay)
@@ -240,8 +246,8 @@ def train_fold(
             if len(rows) < 2:  # batch norm cannot train on one sample
                 continue
             x = _augment({kk: v[rows] for kk, v in data.inputs.items()}, input_kind, cfg, rng)
-            batch = {kk: torch.from_numpy(np.ascontiguousarray(v)) for kk, v in x.items()}
-            target = torch.from_numpy(data.labels[rows])
+            batch = {kk: torch.from_numpy(np.ascontiguousarray(v)).to(device) for kk, v in x.items()}
+            target = torch.from_numpy(data.labels[rows]).to(device)
             outputs = forward(model, names, batch, states)
             loss = sum(criterion(o, target) for o in outputs if o.ndim == 2 and o.shape[1] == k)
             if region_loss is not None:
@@ -272,17 +278,37 @@ def train_fold(
     if len(data.test):
         result.probs = predict(model, model_name, model_config, {kk: v[data.test] for kk, v in data.inputs.items()})
     if keep_state:
-        result.state_dict = {kk: v.detach().clone() for kk, v in model.state_dict().items()}
+        result.state_dict = {kk: v.detach().cpu().clone() for kk, v in model.state_dict().items()}
     return result
 
 
 # ---------------------------------------------------------------- all folds
 
 
-def _fold_job(args: tuple) -> FoldResult:
-    verbose, *rest = args
-    log = (lambda s: print(s, file=sys.stderr, flush=True)) if verbose else None
-    return train_fold(*rest, log=log)
+@dataclass(frozen=True)
+class FoldJob:
+    """What every fold of a run shares; calling it trains fold number ``i`` (the one function of
+    both backends: processes of ``--jobs`` and Ray tasks)."""
+
+    model_name: str
+    model_config: dict[str, Any]
+    classes: Sequence[str]
+    input_kind: str
+    cfg: TrainConfig
+    seed: int
+    verbose: bool = False
+    device: str = "cpu"
+
+    def __call__(self, i: int, name: str, data: FoldData) -> FoldResult:
+        """Train fold ``i`` (seed ``seed * 1000 + i``) on ``data`` and predict its test rows."""
+        log = (lambda s: print(s, file=sys.stderr, flush=True)) if self.verbose else None
+        return train_fold(name, data, self.model_name, self.model_config, self.classes, self.input_kind, self.cfg,
+                          self.seed * 1000 + i, log=log, device=self.device)  # fmt: skip
+
+
+def fold_bar(folds: int) -> tqdm:
+    """The progress bar of the folds (stderr)."""
+    return tqdm(total=folds, desc="folds", unit="fold", file=sys.stderr)
 
 
 def run_folds(
@@ -296,23 +322,32 @@ def run_folds(
     seed: int,
     jobs: int = 1,
     verbose: bool = False,
+    backend: Literal["local", "ray"] = "local",
+    address: str | None = None,
+    gpus_per_fold: float | None = None,
 ) -> list[FoldResult]:
-    """Train and test every fold, ``jobs`` folds at a time in separate processes; results in fold order."""
-    args = [
-        (verbose, f.name, fold_data(prepared, f), model_name, model_config, classes, input_kind, cfg, seed * 1000 + i)
-        for i, f in enumerate(folds)
-    ]  # fmt: skip
-    with tqdm(total=len(args), desc="folds", unit="fold", file=sys.stderr) as bar:
+    """Train and test every fold; results in fold order.
+
+    ``backend="local"``: ``jobs`` folds at a time in separate processes (1: in this one);
+    ``"ray"``: one Ray task a fold on the cluster at ``address``
+    (:func:`realtime_mer.train.cluster.run_on_ray`, which also explains ``gpus_per_fold``).
+    """
+    job = FoldJob(model_name, model_config, tuple(classes), input_kind, cfg, seed, verbose)
+    if backend == "ray":
+        from realtime_mer.train.cluster import run_on_ray
+
+        return run_on_ray(job, prepared, folds, address, gpus_per_fold)
+    with fold_bar(len(folds)) as bar:
         if jobs <= 1:
             out = []
-            for a in args:
-                out.append(_fold_job(a))
+            for i, f in enumerate(folds):
+                out.append(job(i, f.name, fold_data(prepared, f)))
                 bar.update()
             return out
         results: dict[int, FoldResult] = {}
         with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_fold_job, a): i for i, a in enumerate(args)}
-            for f in cf.as_completed(futures):
-                results[futures[f]] = f.result()
+            futures = {pool.submit(job, i, f.name, fold_data(prepared, f)): i for i, f in enumerate(folds)}
+            for fut in cf.as_completed(futures):
+                results[futures[fut]] = fut.result()
                 bar.update()
-        return [results[i] for i in range(len(args))]
+        return [results[i] for i in range(len(folds))]
