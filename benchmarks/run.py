@@ -19,9 +19,9 @@ log = logging.getLogger(__name__)
 
 
 def _stages() -> dict[str, Callable]:
-    from . import engines, pipeline, signal
+    from . import engines, pipeline, signal, streams
 
-    return {**signal.STAGES, **engines.STAGES, **pipeline.STAGES}
+    return {**signal.STAGES, **engines.STAGES, **pipeline.STAGES, **streams.STAGES}
 
 
 def table(results: Sequence[Result]) -> str:
@@ -32,6 +32,7 @@ def table(results: Sequence[Result]) -> str:
         fps = f"{r.throughput_fps:9.0f}" if r.throughput_fps else f"{'':9}"
         lines.append(
             f"{r.stage:<10} {r.backend:<24} {r.size:<12} {r.batch or '':>5} {r.median_ms:10.3f} {r.p99_ms:9.3f} {fps}"
+            + "".join(f" {k}={v}" for k, v in r.extra.items())
         )
     return "\n".join(lines)
 
@@ -45,6 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--video", metavar="PATH", help="a face video to benchmark on (default: a still real face)")
     p.add_argument("--iters", type=int, default=100, help="timed calls per row (default 100)")
+    p.add_argument("--feeds", type=int, default=4, metavar="N", help="streams: most feeds tried (default 4)")
+    p.add_argument(
+        "--workers", type=int, default=None, metavar="W", help="streams: Ray worker processes (default: one per CPU)"
+    )
+    p.add_argument("--plot", metavar="PNG", help="streams: plot fps against feeds into PNG")
     args = p.parse_args(argv)
     chosen = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in stages]
@@ -62,7 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             done.add(fn)
             print(f"bench: {name} ...", file=sys.stderr, flush=True)
-            results.extend(fn(inputs, args.iters))
+            if name == "streams":
+                plot = Path(args.plot) if args.plot else None
+                results.extend(fn(inputs, args.iters, max_feeds=args.feeds, workers=args.workers, plot=plot))
+            else:
+                results.extend(fn(inputs, args.iters))
     info = machine()
     print(f"machine: {info['cpu']}; gpu: {info['gpu'] or 'none'}")
     print(table(results))

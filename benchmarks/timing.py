@@ -7,7 +7,8 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,8 @@ class Result:
     """One row of the benchmark JSON: a stage on a backend at a size.
 
     ``median_ms``/``p99_ms`` are per call; ``throughput_fps`` is items per second where a call
-    handles a batch or a stream (None otherwise); ``note`` says what was measured when not obvious.
+    handles a batch or a stream (None otherwise); ``note`` says what was measured when not obvious;
+    ``extra`` holds a stage's own fields, written at the top level of the row.
     """
 
     stage: str
@@ -28,10 +30,11 @@ class Result:
     throughput_fps: float | None = None
     batch: int | None = None
     note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        d = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
-        return {k: v for k, v in d.items() if v not in (None, "") or k == "throughput_fps"}
+        d = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items() if k != "extra"}
+        return {**{k: v for k, v in d.items() if v not in (None, "") or k == "throughput_fps"}, **self.extra}
 
 
 def measure(fn: Callable[[], object], *, warmup: int = 5, iters: int = 50, max_seconds: float = 10.0) -> np.ndarray:

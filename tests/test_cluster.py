@@ -179,3 +179,22 @@ def _finished(pipeline: Pipeline | RayPipeline, name: str) -> bool:
     if isinstance(pipeline, RayPipeline):
         return name in pipeline.placement and name not in pipeline.feeds
     return name in pipeline.workers and not pipeline.workers[name].is_alive()
+
+
+def test_streams_bench_rows_and_plot(tmp_path):
+    """``realtime-mer bench --stages streams`` in small: one feed per backend, its rows and the plot."""
+    from realtime_mer.bench.signal import Inputs
+    from realtime_mer.bench.streams import bench_streams
+
+    clip = VIDEO / "smile_d19.mp4"
+    plot = tmp_path / "streams.png"
+    rows = [r.to_json() for r in bench_streams(Inputs(clip, [], 30.0), 0, max_feeds=1, workers=1, plot=plot,
+                                                   seconds=6.0, clip=clip)]  # fmt: skip
+    assert [(r["stage"], r["backend"]) for r in rows] == [("streams", "inprocess")] * 2 + [
+        ("streams", "ray 1 workers")
+    ] * 2
+    runs, sums = [r for r in rows if "feeds" in r], [r for r in rows if "streams" in r]
+    assert [r["feeds"] for r in runs] == [1, 1] and all(r["streams"] in (0, 1) for r in sums)
+    for r in runs:
+        assert 0 < r["fps_per_feed"] <= 31 and r["cpu_pct"] > 0 and "face" in r["stage_ms"]
+    assert plot.stat().st_size > 10_000
