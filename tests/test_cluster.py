@@ -198,3 +198,30 @@ def test_streams_bench_rows_and_plot(tmp_path):
     for r in runs:
         assert 0 < r["fps_per_feed"] <= 31 and r["cpu_pct"] > 0 and "face" in r["stage_ms"]
     assert plot.stat().st_size > 10_000
+
+
+def test_monitor_cli_with_the_ray_backend(tmp_path):
+    """The command line: two files over two workers, exit 0, the events of the files; the overlay
+    video is refused with the reason."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "events.jsonl"
+    smile, frown = (str(VIDEO / c) for c in CLIPS)
+    cmd = [sys.executable, "-m", "realtime_mer.cli", "monitor", "--backend", "ray", "--workers", "2"]
+    r = subprocess.run(
+        [*cmd, "--video", smile, "--video", frown, "--events", str(out), "--health-s", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "2 worker process(es)" in r.stderr
+    events = [json.loads(line) for line in out.read_text().splitlines() if '"type":"event"' in line]
+    assert [(e["onset"], e["apex"], e["offset"]) for e in events if e["stream"] == smile] == [(186, 201, 229)]
+    assert all(e["label"] and e["model"] == "rcn-a" for e in events)
+    r = subprocess.run(
+        [*cmd, "--video", smile, "--output-video", str(tmp_path / "o.mp4")], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 2 and "in-process only" in r.stderr, r.stderr[-2000:]

@@ -205,3 +205,14 @@ def test_monitor_command_streams_file_and_sigterm(clip, tmp_path):
     assert door == ["connecting", "reconnecting"]
     assert scraped['realtime_mer_stream_state{state="reconnecting",stream="door"}'] == 1.0
     assert scraped['realtime_mer_processed_frames_total{stream="lobby"}'] > 30
+
+
+def test_ray_backend_without_ray_says_how_to_install_it(monkeypatch):
+    from realtime_mer.cluster import RAY_MISSING, RayPipeline
+    from realtime_mer.errors import UserError
+    from realtime_mer.feeds import SourceSpec
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as where the [cluster] extra is not installed
+    with pytest.raises(UserError, match=r"pip install 'realtime-mer\[cluster\]'") as e:
+        RayPipeline([SourceSpec("video", "a.mp4")], PipelineConfig())
+    assert str(e.value) == RAY_MISSING
