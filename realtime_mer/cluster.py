@@ -396,7 +396,14 @@ class RayPipeline:
     def _init_ray(self) -> None:
         """Start a local Ray (or join ``address``) unless this process is in one already."""
         if not self.ray.is_initialized():
-            self.ray.init(address=self.address, include_dashboard=False, logging_level=logging.WARNING)
+            try:
+                self.ray.init(address=self.address, include_dashboard=False, logging_level=logging.WARNING)
+            except ConnectionError as e:
+                raise UserError(
+                    f"cannot join the Ray cluster at {self.address}: {e}. Check the address (ray status on the "
+                    "head node shows it); a cluster with token authentication (the default from Ray 2.59) also "
+                    "needs RAY_AUTH_MODE=token here, and its token in RAY_AUTH_TOKEN or ~/.ray/auth_token"
+                ) from None
             self._started_ray = True
         self.node = _node_id()
 
