@@ -46,6 +46,14 @@ class FaceRing:
         self._next = (self._next + 1) % self.capacity
         self._count = min(self._count + 1, self.capacity)
 
+    def next_image(self) -> np.ndarray:
+        """The slot the next :meth:`push` writes, as a view: a producer that writes its image there
+        and pushes that view copies nothing. Once the ring is full that slot holds the oldest frame,
+        which is dropped now (it is dropped by the push anyway), so it is never read half-written."""
+        if self._count == self.capacity:
+            self._count -= 1
+        return self.images[self._next]
+
     @property
     def newest_index(self) -> int:
         """Frame number of the newest image, -1 when empty."""

@@ -112,7 +112,13 @@ class _Feed:
         self.stream = source.name
         self.stages: list[tuple[str, float]] = []
         self.capture = CaptureThread(source, cfg.capture, resume).add_listener(shard.put)
-        processor = StreamProcessor(source.name, cfg, lambda: self.capture.stats().rate, self._observe)
+        processor = StreamProcessor(
+            source.name,
+            cfg,
+            lambda: self.capture.stats().rate,
+            self._observe,
+            magnify=StreamProcessor.needs_magnified(cfg),  # no frame sinks in a worker: EVM only to spot on
+        )
         self.worker = StreamWorker(self.capture, processor, shard.put)
         self.worker.start()
         self.capture.start(open_now=False)

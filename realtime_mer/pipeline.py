@@ -34,7 +34,7 @@ from .capture import CaptureConfig, CaptureThread, open_source
 from .config import ConfigError, find_config, from_mapping, load_yaml, settings
 from .face import FaceConfig, FaceStage
 from .feeds import SourceSpec, check_names, display_name
-from .magnify import MagnifyConfig, make_magnifier
+from .magnify import MagnifyConfig, TrackMagnifiers, make_magnifier
 from .metrics import FeedSnapshot, Metrics
 from .recognize import RecognizeConfig, Recognizer
 from .sinks import FrameSink, GuardedFrameSink, GuardedSink, JsonlSink, Sink, sink_class
@@ -133,7 +133,9 @@ class StageClock:
     counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, stage: str, ms: float) -> None:
-        arr = self.times.setdefault(stage, np.zeros(self.size))
+        arr = self.times.get(stage)
+        if arr is None:
+            arr = self.times[stage] = np.zeros(self.size)
         n = self.counts.get(stage, 0)
         arr[n % self.size] = ms
         self.counts[stage] = n + 1
@@ -147,7 +149,6 @@ class StageClock:
 @dataclass
 class _Track:
     ring: FaceRing
-    magnifier: Any
     spotter: Spotter
     fps: float
     last_seen: float
@@ -263,12 +264,21 @@ class StreamProcessor:
     recording of that session gives. An interval is handed on once the frame at its offset has
     been seen (at the end of a stream, a later offset is cut to the last frame).
 
+    Once warm, a frame allocates no image-sized buffer on this path: each crop is registered
+    straight into the slot of its track's ring that it is pushed to (so ``AlignedFace.image`` of
+    ``found`` is a view into the ring, valid for ``buffer_seconds``), and the registration, EVM
+    and spotter work in buffers of their own.
+
     Args:
         stream: stream id.
         config: the pipeline config.
         fps: the stream's frame rate (Hz), or a function giving its rate now (read when a track
             starts and every second after).
         observe: receives ``(stage, seconds)`` of every stage timing (metrics).
+        magnify: run EVM on the tracks (``TrackView.magnified``, for frame sinks that show it);
+            without it no magnifier is built and ``magnified`` is ``None``. Always on when
+            ``config.spot_input`` is ``"magnified"`` (the spotter watches it). See
+            :meth:`needs_magnified`.
     """
 
     RATE_EVERY = 30  # frames between rate checks
@@ -279,12 +289,15 @@ class StreamProcessor:
         config: PipelineConfig,
         fps: float | Callable[[], float] = 30.0,
         observe: Callable[[str, float], None] | None = None,
+        magnify: bool = True,
     ) -> None:
         self.stream = stream
         self.config = config
         self.fps: Callable[[], float] = fps if callable(fps) else (lambda: float(fps))
+        self.magnify = magnify or config.spot_input == "magnified"
         self.faces = FaceStage(config.face)
         self.tracks: dict[int, _Track] = {}
+        self.evm: TrackMagnifiers | None = None  # built with the first track, when magnify
         self.clock = StageClock(observe=observe)
         self.frames = 0
         self.frames_with_face = 0
@@ -295,17 +308,32 @@ class StreamProcessor:
         self._shape: tuple[int, ...] | None = None
         self._last: Frame | None = None
 
+    @staticmethod
+    def needs_magnified(config: PipelineConfig, frame_sinks: Sequence[Any] = ()) -> bool:
+        """Whether a stream's EVM output is used: the spotter watches it, or a frame sink may show
+        it (every frame sink is taken to, unless it says ``uses_magnified = False``)."""
+        return config.spot_input == "magnified" or any(getattr(s, "uses_magnified", True) for s in frame_sinks)
+
     def _new_track(self, face: AlignedFace) -> _Track:
         fps = self.fps()
         shape = face.image.shape
         capacity = max(8, math.ceil(fps * self.config.buffer_seconds))
-        return _Track(
+        track = _Track(
             ring=FaceRing(capacity, shape),
-            magnifier=make_magnifier(self.config.magnify, shape, fps),
             spotter=Spotter(fps, self.config.spot, shape, eyes=eye_mask(shape[:2], face.points68)),
             fps=fps,
             last_seen=face.t,
         )
+        if self.magnify:
+            if self.evm is None:
+                self.evm = TrackMagnifiers(self.config.magnify, shape, batch=self.config.face.num_faces)
+            self.evm.add(face.track, fps)
+        return track
+
+    def _crop_slot(self, track_id: int) -> np.ndarray | None:
+        """Where the face stage registers a track's crop: the ring slot it is pushed to next."""
+        track = self.tracks.get(track_id)
+        return None if track is None else track.ring.next_image()
 
     def process(self, frame: Frame) -> list[Spotted]:
         """Run one frame through every stage; the intervals whose offset frame is this one or earlier."""
@@ -323,22 +351,27 @@ class StreamProcessor:
         if self.frames % self.RATE_EVERY == 0:
             self._follow_rate()
         t0 = time.perf_counter()
-        self.found = self.faces.process(frame)
+        self.found = found = self.faces.process(frame, self._crop_slot)
         self.clock.add("face", (time.perf_counter() - t0) * 1e3)
-        if self.found:
+        if found:
             self.frames_with_face += 1
-        for obs, face in self.found:
-            track = self.tracks.get(face.track)
-            if track is None:
-                track = self.tracks[face.track] = self._new_track(face)
-            track.last_seen, track.last_obs, track.last_face = face.t, obs, face
-            track.ring.push(face.index, face.t, face.image, frame.captured)
-            t1 = time.perf_counter()
-            track.magnified = track.magnifier.process(face.image)
+            for obs, face in found:
+                track = self.tracks.get(face.track)
+                if track is None:
+                    track = self.tracks[face.track] = self._new_track(face)
+                track.last_seen, track.last_obs, track.last_face = face.t, obs, face
+                track.ring.push(face.index, face.t, face.image, frame.captured)  # in place: no copy
+            if self.evm is not None:  # every track of the frame in one call (one GPU batch with cuda)
+                t1 = time.perf_counter()
+                ids = [face.track for _, face in found]
+                for tid, magnified in zip(ids, self.evm.process(ids, [face.image for _, face in found])):
+                    self.tracks[tid].magnified = magnified
+                self.clock.add("evm", (time.perf_counter() - t1) * 1e3)
             t2 = time.perf_counter()
-            watched = face.image if self.config.spot_input == "aligned" else track.magnified
-            track.waiting += track.spotter.update(face.index, face.t, watched)
-            self.clock.add("evm", (t2 - t1) * 1e3)
+            for _, face in found:
+                track = self.tracks[face.track]
+                watched = track.magnified if self.config.spot_input == "magnified" else None
+                track.waiting += track.spotter.update(face.index, face.t, face.image if watched is None else watched)
             self.clock.add("spot", (time.perf_counter() - t2) * 1e3)
         self._last = frame
         for track_id, track in self.tracks.items():
@@ -391,11 +424,12 @@ class StreamProcessor:
     def _follow_rate(self) -> None:
         """Give tracks between movements the stream's rate when it moved by more than 5 %."""
         rate = self.fps()
-        for track in self.tracks.values():
+        for track_id, track in self.tracks.items():
             if abs(rate - track.fps) > 0.05 * track.fps and not track.spotter.active:
                 log.info("%s: frame rate %.2f -> %.2f Hz", self.stream, track.fps, rate)
                 track.spotter.set_fps(rate)
-                track.magnifier.set_fps(rate)
+                if self.evm is not None and track_id in self.evm:
+                    self.evm.set_fps(track_id, rate)
                 track.fps = rate
 
     def _due(self, track_id: int, track: _Track, frame: Frame) -> list[Spotted]:
@@ -415,6 +449,8 @@ class StreamProcessor:
     def _close_track(self, track_id: int) -> list[Spotted]:
         """End a track: its waiting and pending intervals, offsets cut to the last frame seen."""
         track = self.tracks.pop(track_id)
+        if self.evm is not None and track_id in self.evm:
+            self.evm.remove(track_id)
         last = self._last
         out = []
         for iv in [*track.waiting, *track.spotter.flush()]:
@@ -776,7 +812,8 @@ class Pipeline:
         """Build a feed's capture thread, processor and worker (and start them with ``start_now``)."""
         assert self.stage is not None
         capture = CaptureThread(source, cfg.capture).add_listener(self.stage.put_status)
-        processor = StreamProcessor(source.name, cfg, _rate_of(capture), self._observer(source.name))
+        magnify = StreamProcessor.needs_magnified(cfg, self.frame_sinks)  # EVM only where something shows it
+        processor = StreamProcessor(source.name, cfg, _rate_of(capture), self._observer(source.name), magnify)
         worker = StreamWorker(capture, processor, self.stage.pending.put, self.frame_sinks)
         self.metrics.watch_feed(source.name, worker.snapshot)
         self.workers[source.name] = worker

@@ -266,6 +266,7 @@ class Spotter:
                 "use a larger mask or fewer blocks"
             )
         self._valid = valid.reshape(-1)
+        self._valid_idx = np.flatnonzero(self._valid)  # take() by index allocates nothing, compress() does
         self._inv_cover = np.where(valid, 1.0 / np.maximum(cover * k * k, 1e-6), 0.0).astype(np.float32)
         self._eyes: np.ndarray | None = None
         if eyes is not None:
@@ -292,6 +293,8 @@ class Spotter:
         self._level = np.zeros(n_valid, np.float32)  # per-block noise levels m_b
         self._z = np.zeros(n_valid, np.float32)
         self._work = np.zeros(n_valid, np.float32)
+        self._work64 = np.zeros(n_valid, np.float64)
+        self._acc64 = np.zeros(n_valid, np.float64)
         n_eye = 0 if self._eyes is None else len(self._eyes)
         self._eye_a = np.zeros(n_eye, np.float32)
         self._eye_b = np.zeros(n_eye, np.float32)
@@ -390,13 +393,25 @@ class Spotter:
         np.subtract(self._m2, self._m1, out=self._m2)  # block variance
         np.maximum(self._m2, 0.0, out=self._m2)
         np.sqrt(self._m2, out=self._m2)
-        np.compress(self._valid, self._m2.reshape(-1), out=self._s)
+        np.take(self._m2.reshape(-1), self._valid_idx, out=self._s, mode="clip")
+
+    def _scaled(self, x: np.ndarray, factor: float, out: np.ndarray) -> np.ndarray:
+        """``out = x * factor`` for float32 block vectors, computed as the NumPy expression would be
+        (in float64 when ``factor`` is a NumPy float64, whose multiply with a float32 ``out``
+        allocates casting buffers), without allocating."""
+        if isinstance(factor, np.floating) and factor.dtype == np.float64:
+            np.copyto(self._work64, x)
+            self._work64 *= factor
+            np.copyto(out, self._work64, casting="same_kind")
+        else:
+            np.multiply(x, factor, out=out)
+        return out
 
     def _statistic(self) -> float:
         """``sigma``: mean of the ``top_k`` largest block scores ``(s_b / m_b - 1) / rel``."""
         np.divide(self._s, self._level, out=self._z)
         np.subtract(self._z, 1.0, out=self._z)
-        np.multiply(self._z, 1.0 / self._rel, out=self._z)
+        self._scaled(self._z, 1.0 / self._rel, self._z)
         np.copyto(self._work, self._z)
         k = self.config.top_k
         self._work.partition(len(self._work) - k)  # in place: the k largest last
@@ -411,9 +426,9 @@ class Spotter:
         rate = max(self._floor_rate, 1.0 / self._level_n)
         if self._level_n > 3:  # clip outliers so a stray spike cannot lift the levels
             band = 3.0 * self._rel
-            np.multiply(self._level, 1.0 - band, out=self._work)
+            self._scaled(self._level, 1.0 - band, self._work)
             np.maximum(self._s, self._work, out=self._s)
-            np.multiply(self._level, 1.0 + band, out=self._work)
+            self._scaled(self._level, 1.0 + band, self._work)
             np.minimum(self._s, self._work, out=self._s)
         np.divide(self._s, self._level, out=self._work)
         np.subtract(self._work, 1.0, out=self._work)
@@ -421,7 +436,18 @@ class Spotter:
         mid = len(self._work) // 2
         self._work.partition(mid)  # in place: the (upper) median without a copy
         dev = float(self._work[mid]) * _MAD_TO_STD
-        self._level += rate * (self._s - self._level)
+        # level += rate * (s - level), without temporaries; in float64 where rate is NumPy's float64
+        # (the floor rate), in float32 where it is a Python float (1 / n), as the expression would be
+        np.subtract(self._s, self._level, out=self._work)
+        if isinstance(rate, np.floating):
+            np.copyto(self._work64, self._work)
+            self._work64 *= rate
+            np.copyto(self._acc64, self._level)
+            self._acc64 += self._work64
+            np.copyto(self._level, self._acc64, casting="same_kind")
+        else:
+            self._work *= rate
+            self._level += self._work
         np.maximum(self._level, 1e-6, out=self._level)
         self._rel = dev if self._level_n == 2 else self._rel + rate * (dev - self._rel)
         self._rel = max(self._rel, self.config.min_rel_spread)
@@ -538,14 +564,14 @@ class Spotter:
         """Standard deviation of the reference over the eye fissures (0 without an eyes mask)."""
         if self._eyes is None:
             return 0.0
-        np.take(self._ref.reshape(-1), self._eyes, out=self._eye_a)
+        np.take(self._ref.reshape(-1), self._eyes, out=self._eye_a, mode="clip")  # "raise" buffers its output
         return float(self._eye_a.std())
 
     def _fissure_change(self) -> float:
         """RMS of ``grey - ref`` over the eye fissures, as a fraction of their contrast."""
         assert self._eyes is not None
-        np.take(self._grey.reshape(-1), self._eyes, out=self._eye_a)
-        np.take(self._ref.reshape(-1), self._eyes, out=self._eye_b)
+        np.take(self._grey.reshape(-1), self._eyes, out=self._eye_a, mode="clip")
+        np.take(self._ref.reshape(-1), self._eyes, out=self._eye_b, mode="clip")
         np.subtract(self._eye_a, self._eye_b, out=self._eye_a)
         rms = float(np.sqrt(np.dot(self._eye_a, self._eye_a) / len(self._eye_a)))
         return rms / max(self._eye_contrast, 1e-6)

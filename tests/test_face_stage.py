@@ -55,7 +55,7 @@ def evm(shared_data) -> list[Frame]:
 
 @pytest.fixture(scope="module")
 def evm_every_frame(evm, face_model):
-    return run(FaceConfig(model_path=str(face_model)), evm)
+    return run(FaceConfig(model_path=str(face_model), landmark_every=1), evm)
 
 
 @pytest.mark.realdata
@@ -166,3 +166,116 @@ def test_config_from_mapping_validates():
         from_mapping(FaceConfig, {"size": [128]})
     with pytest.raises(ConfigError, match="unknown key"):
         from_mapping(FaceConfig, {"landmarks_every": 2})
+
+
+# ---------------------------------------------------------------- registration between landmark frames
+
+
+def _texture(rng: np.random.Generator, h: int, w: int, pad: int = 20) -> np.ndarray:
+    return cv2.GaussianBlur(rng.random((h + 2 * pad, w + 2 * pad)).astype(np.float32), (0, 0), 2.5)
+
+
+@pytest.mark.parametrize("size", [(128, 128), (96, 112), (127, 127)])
+def test_phase_correlator_matches_opencv(size):
+    """Same shift and response as cv2.phaseCorrelate (the reference's spectrum kept, no allocation)."""
+    import tracemalloc
+
+    from realtime_mer.face.phase import PhaseCorrelator
+
+    w, h = size
+    rng = np.random.default_rng(w)
+    win = cv2.createHanningWindow((w, h), cv2.CV_32F)
+    for _ in range(10):
+        tex = _texture(rng, h, w)
+        ref = np.ascontiguousarray(tex[20 : 20 + h, 20 : 20 + w] * win)
+        sx, sy = rng.uniform(-6, 6, 2)
+        cur = cv2.warpAffine(tex, np.float32([[1, 0, -20 - sx], [0, 1, -20 - sy]]), (w, h)) * win
+        pc = PhaseCorrelator((w, h))
+        pc.set_reference(ref)
+        (dx, dy), response = pc.shift(cur)
+        (ox, oy), o_response = cv2.phaseCorrelate(ref, cur)
+        assert abs(dx - ox) < 2e-3 and abs(dy - oy) < 2e-3, ((dx, dy), (ox, oy))
+        assert abs(response - o_response) < 0.01
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    for _ in range(20):
+        pc.shift(cur)
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    assert peak < 1024, f"{peak} bytes allocated per correlation"
+
+
+def test_phase_correlator_on_odd_sizes_reads_no_half_pixel():
+    """OpenCV's quadrant swap reads odd DFT sizes half a pixel off; the circular reading does not."""
+    from realtime_mer.face.phase import PhaseCorrelator
+
+    w, h = 75, 45  # DFT sizes 75 and 45: odd
+    rng = np.random.default_rng(1)
+    tex = _texture(rng, h, w)
+    win = cv2.createHanningWindow((w, h), cv2.CV_32F)
+    ref = np.ascontiguousarray(tex[20 : 20 + h, 20 : 20 + w] * win)
+    pc = PhaseCorrelator((w, h))
+    pc.set_reference(ref)
+    (dx, dy), _ = pc.shift(ref)
+    assert abs(dx) < 1e-6 and abs(dy) < 1e-6
+    (ox, oy), _ = cv2.phaseCorrelate(ref, ref)
+    assert abs(ox - 0.5) < 1e-6 and abs(oy - 0.5) < 1e-6  # what this replaces
+    cur = cv2.warpAffine(tex, np.float32([[1, 0, -22.0], [0, 1, -17.0]]), (w, h)) * win
+    (dx, dy), _ = pc.shift(cur)
+    (ox, oy), _ = cv2.phaseCorrelate(ref, cur)
+    assert abs(dx - (ox - 0.5)) < 2e-3 and abs(dy - (oy - 0.5)) < 2e-3
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("every", [2, 3])
+def test_landmarks_every_few_frames_stay_sub_pixel(evm, face_model, every):
+    """The registered crops between landmark frames are as well aligned as the landmark frames'."""
+    outs = run(FaceConfig(model_path=str(face_model), landmark_every=every), evm)
+    assert all(len(out) == 1 for out in outs)
+    pc, ecc = registration_errors([out[0][1].image for out in outs])
+    print(
+        f"\nlandmark_every={every} registration, px: phase corr median {np.median(pc):.3f} max {pc.max():.3f}; "
+        f"ECC median {np.median(ecc):.3f} max {ecc.max():.3f}"
+    )
+    assert pc.max() <= 0.5 and ecc.max() <= 0.5
+    assert np.median(pc) <= 0.1 and np.median(ecc) <= 0.1
+
+
+@pytest.mark.realdata
+def test_crops_go_into_the_buffers_given(evm, face_model):
+    """``into`` names where each crop is written (a ring slot): the same crops, no new arrays."""
+    cfg = FaceConfig(model_path=str(face_model), landmark_every=3)
+    stream = evm[:9]
+    plain = run(cfg, stream)
+    buffers = [np.zeros((128, 128, 3), np.uint8) for _ in stream]
+    with FaceStage(cfg) as stage:
+        given = [stage.process(f, lambda track, i=i: buffers[i]) for i, f in enumerate(stream)]
+    for i, (a, b) in enumerate(zip(plain, given)):
+        ((_, fa),), ((_, fb),) = a, b
+        assert fb.image is buffers[i]
+        np.testing.assert_array_equal(fa.image, fb.image)
+        np.testing.assert_allclose(fa.points68, fb.points68, atol=1e-3)
+    with FaceStage(cfg) as stage, pytest.raises(ValueError, match="C-contiguous uint8"):
+        stage.process(stream[0], lambda track: np.zeros((64, 64, 3), np.uint8))
+
+
+@pytest.mark.realdata
+def test_registered_frames_allocate_no_image(evm, face_model):
+    """Between landmark frames, registering a crop into a given buffer allocates no image-sized array
+    (a crop is 49,152 bytes, a float grey crop 65,536)."""
+    import tracemalloc
+
+    with FaceStage(FaceConfig(model_path=str(face_model), landmark_every=1000)) as stage:
+        buf = np.empty((128, 128, 3), np.uint8)
+        for f in evm[:5]:
+            stage.process(f, lambda track: buf)
+        aligner = next(iter(stage._tracks.values())).aligner
+        tracemalloc.start()
+        peaks = []
+        for f in evm[5:35]:
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            aligner.align(f.image, None, buf)
+            peaks.append(tracemalloc.get_traced_memory()[1] - base)
+        tracemalloc.stop()
+    assert max(peaks) < 4096, f"registration allocated up to {max(peaks)} bytes a frame"

@@ -311,3 +311,88 @@ def test_cuda_batch_matches_reference():
     one = make_magnifier(replace(cfg, backend="cuda"), shape, 30.0)
     for frame in videos[0]:
         assert_close(one.process(frame), single.process(frame))
+
+
+# ---------------------------------------------------------------- a stream's tracks
+
+
+def test_track_magnifiers_give_each_track_its_own_filter():
+    """TrackMagnifiers (CPU) gives what one magnifier per track gives; tracks come and go, and a
+    track's new rate changes its coefficients only."""
+    from realtime_mer.magnify import TrackMagnifiers
+
+    shape = (64, 64, 3)
+    cfg = MagnifyConfig(alpha=20)
+    videos = [moving_video(shape, 8, seed=s) for s in range(3)]
+    mags = TrackMagnifiers(cfg, shape, batch=2)
+    own = {t: make_magnifier(cfg, shape, 30.0) for t in (4, 9)}
+    for t in own:
+        mags.add(t, 30.0)
+    with pytest.raises(ValueError, match="already"):
+        mags.add(4, 30.0)
+    with pytest.raises(MagnifyError, match="fps"):
+        mags.add(5, 0.0)
+    for k in range(8):
+        if k == 3:  # track 9 ends, track 2 starts
+            mags.remove(9)
+            del own[9]
+            mags.add(2, 25.0)
+            own[2] = make_magnifier(cfg, shape, 25.0)
+        if k == 5:
+            mags.set_fps(4, 15.0)
+            own[4].set_fps(15.0)
+        tracks = sorted(own)
+        got = mags.process(tracks, [videos[t % 3][k] for t in tracks])
+        for t, g in zip(tracks, got):
+            np.testing.assert_array_equal(g, own[t].process(videos[t % 3][k]))
+    assert 9 not in mags and len(mags) == 2
+
+
+_SIM_TRACKS_SCRIPT = textwrap.dedent(
+    """
+    import os
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+    import numpy as np
+    from dataclasses import replace
+    from realtime_mer.magnify import MagnifyConfig, TrackMagnifiers, make_magnifier
+
+    rng = np.random.default_rng(2)
+    shape = (10, 12, 3)
+    cfg = MagnifyConfig(alpha=10, lambda_c=4, amplify_lowpass=True, low_hz=0.5, high_hz=3, backend="cuda")
+    mags = TrackMagnifiers(cfg, shape, batch=2)
+    refs = {}
+    for t, fps in ((0, 30.0), (1, 30.0), (2, 20.0)):  # three tracks: two CUDA magnifiers, two rates
+        mags.add(t, fps)
+        refs[t] = make_magnifier(replace(cfg, backend="reference"), shape, fps)
+    assert len(mags._pools) == 2
+    worst = 0.0
+    for k in range(5):
+        if k == 2:  # track 1 ends; track 3 takes its slot and starts afresh
+            mags.remove(1)
+            del refs[1]
+            mags.add(3, 30.0)
+            refs[3] = make_magnifier(replace(cfg, backend="reference"), shape, 30.0)
+            assert len(mags._pools) == 2
+        if k == 3:  # track 0 follows a new rate; its pool mate keeps the old one
+            mags.set_fps(0, 20.0)
+            refs[0].set_fps(20.0)
+        tracks = sorted(refs)
+        imgs = [rng.integers(0, 256, shape, dtype=np.uint8) for _ in tracks]
+        got = mags.process(tracks, imgs)
+        for t, img, g in zip(tracks, imgs, got):
+            worst = max(worst, float(np.abs(g - refs[t].process(img)).max()))
+    print("max abs error", worst)
+    assert worst <= 1e-4, worst
+    print("OK")
+    """
+)
+
+
+def test_track_magnifiers_batch_tracks_on_cuda_under_the_simulator():
+    """With backend cuda the tracks share CudaMagnifiers (one batched call per magnifier and rate)
+    and still get what a magnifier of their own gives."""
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    r = subprocess.run(
+        [sys.executable, "-c", _SIM_TRACKS_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert r.returncode == 0 and "OK" in r.stdout, r.stdout + r.stderr

@@ -6,7 +6,14 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime_mer.pipeline import PipelineConfig, SourceSpec, StreamProcessor, load_pipeline_config, run_pipeline
+from realtime_mer.pipeline import (
+    PipelineConfig,
+    SourceSpec,
+    StreamProcessor,
+    load_pipeline_config,
+    merge_config,
+    run_pipeline,
+)
 from realtime_mer.recognize import RecognizeConfig
 from realtime_mer.sinks import CollectSink
 from realtime_mer.spotting import match_intervals
@@ -185,3 +192,143 @@ def test_empty_config_sections_mean_the_defaults(tmp_path, text):
     path.write_text(text)
     config = load_pipeline_config(path)
     assert config.recognize == RecognizeConfig() and config.sinks == {}
+
+
+# ---------------------------------------------------------------- per-frame cost
+
+
+def _real_frames(path, n: int) -> list:
+    from realtime_mer.capture import open_source
+    from realtime_mer.types import Frame
+
+    src = open_source("video", str(path))
+    src.open()
+    out = []
+    try:
+        while len(out) < n and (item := src.read()) is not None:
+            out.append(Frame("evm", len(out), item[1], 0.0, item[0]))
+    finally:
+        src.close()
+    return out
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("every", [1, 2])
+def test_warm_frames_allocate_no_image_buffers(shared_data, face_model, every):
+    """Once warm, a frame of one face through the per-track path (registration, ring, EVM,
+    spotting) allocates less than 16,384 bytes at its peak, MediaPipe's own allocations left out
+    (its landmarks are replayed): that is one 128x128 grey uint8 plane, the smallest image buffer
+    on the path (a crop is 49,152 bytes, a float32 grey crop 65,536, a magnified crop 196,608), so
+    no image-sized buffer may be allocated per frame. What a frame does allocate is its records
+    (the face's 478 landmarks, 5.7 kB, on frames between landmark frames) and NumPy's small
+    constant temporaries. Before issue 10 a frame allocated 57 kB (landmark frames) to 92 kB."""
+    import tracemalloc
+
+    from realtime_mer.face import FaceConfig, FaceStage
+
+    frames = _real_frames(shared_data / "video" / "evm_face.mp4", 70)
+    with FaceStage(FaceConfig(model_path=str(face_model), landmark_every=1)) as stage:
+        recorded = []
+        detect = stage.landmarker.detect
+        stage.landmarker.detect = lambda image, t_ms: recorded.append(detect(image, t_ms)) or recorded[-1]
+        for f in frames:
+            stage.process(f)
+    assert len(recorded) == len(frames)
+    config = merge_config(PipelineConfig(), {"face": {"model_path": str(face_model), "landmark_every": every}})
+    proc = StreamProcessor("evm", config, lambda: 30.0)
+    now = [0]
+    proc.faces.landmarker.detect = lambda image, t_ms: recorded[now[0]]
+    peaks = []
+    try:
+        for i, f in enumerate(frames):
+            now[0] = i
+            if i == 30:
+                tracemalloc.start()
+            if i >= 30:
+                tracemalloc.reset_peak()
+                base = tracemalloc.get_traced_memory()[0]
+            spotted = proc.process(f)
+            if i >= 30 and not spotted:  # an interval handed on carries copies of its crops
+                peaks.append(tracemalloc.get_traced_memory()[1] - base)
+            ((_, face),) = proc.found
+            if i:  # a track's first crop comes before its ring; every later one is registered into it
+                assert face.image.base is proc.tracks[face.track].ring.images
+    finally:
+        tracemalloc.stop()
+        proc.close()
+    print(f"\nlandmark_every={every}: per-frame peak allocation median {np.median(peaks):.0f} B, max {max(peaks)} B")
+    assert len(peaks) > 30 and max(peaks) < 16_384
+
+
+def test_without_magnify_no_evm_runs_and_spotting_is_the_same(clip):
+    """``magnify=False`` builds no magnifier (frame sinks see ``magnified=None``, the dashboard still
+    draws) and spots exactly what the default does."""
+    from realtime_mer.capture import open_source
+    from realtime_mer.display import FRAME_H, TRACE_H, render_dashboard
+    from realtime_mer.types import Frame
+
+    procs = [StreamProcessor("clip", PipelineConfig(), lambda: clip.fps, magnify=m) for m in (True, False)]
+    src = open_source("video", str(clip.video))
+    src.open()
+    try:
+        for i in range(60):
+            image, t = src.read()
+            frame = Frame("clip", i, t, 0.0, image)
+            for p in procs:
+                p.process(frame)
+        on, off = (p.view(frame) for p in procs)
+        board = render_dashboard(off, [])
+    finally:
+        src.close()
+        for p in procs:
+            p.close()
+    assert procs[0].evm is not None and procs[1].evm is None
+    assert on.tracks[0].magnified is not None and off.tracks[0].magnified is None
+    np.testing.assert_array_equal(on.tracks[0].sigma, off.tracks[0].sigma)
+    assert board.shape[0] == FRAME_H + TRACE_H
+    assert "evm" in procs[0].clock.medians() and "evm" not in procs[1].clock.medians()
+
+
+def test_magnify_is_needed_where_something_shows_or_spots_it():
+    class Clock:
+        name = "clock"
+        uses_magnified = False
+
+        def frame(self, view):
+            pass
+
+    class Overlay:
+        name = "overlay"
+
+        def frame(self, view):
+            pass
+
+    aligned, magnified = PipelineConfig(), PipelineConfig(spot_input="magnified")
+    assert not StreamProcessor.needs_magnified(aligned, [])
+    assert not StreamProcessor.needs_magnified(aligned, [Clock()])
+    assert StreamProcessor.needs_magnified(aligned, [Clock(), Overlay()])  # a frame sink may show it
+    assert StreamProcessor.needs_magnified(magnified, [])
+    from realtime_mer.sinks import GuardedFrameSink
+
+    assert not StreamProcessor.needs_magnified(aligned, [GuardedFrameSink(Clock())])  # through the guard
+    proc = StreamProcessor("x", magnified, magnify=False)
+    try:
+        assert proc.magnify  # the spotter watches the magnified crops
+    finally:
+        proc.close()
+
+
+def test_ring_slot_is_written_in_place():
+    """A crop written into ``next_image()`` and pushed is stored without a copy; the oldest frame
+    leaves the ring as soon as its slot is handed out."""
+    from realtime_mer.buffer import FaceRing
+
+    ring = FaceRing(3, (2, 2, 3))
+    for i in range(3):
+        ring.push(i, i / 30, np.full((2, 2, 3), i, np.uint8))
+    slot = ring.next_image()
+    assert ring.oldest_index == 1 and len(ring) == 2 and ring.slot(0) is None
+    slot[...] = 7
+    ring.push(3, 0.1, slot)
+    assert ring.newest_index == 3 and len(ring) == 3 and ring.get(3)[2][0, 0, 0] == 7
+    assert ring.get(3)[2].base is ring.images

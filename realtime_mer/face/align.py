@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from realtime_mer.face.mapping import to68
+from realtime_mer.face.phase import PhaseCorrelator
 
 CropDeltas = tuple[float, float, float, float]
 STRCN_DELTAS: CropDeltas = (0.4, 0.6, 2.2, 1.8)
@@ -150,6 +151,14 @@ def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     return np.hstack([outer[:, :2] @ inner[:, :2], (outer[:, :2] @ inner[:, 2] + outer[:, 2])[:, None]])
 
 
+def invert(m: np.ndarray) -> np.ndarray:
+    """The inverse ``(2, 3)`` of the invertible ``(2, 3)`` affine map ``m``."""
+    (a, b, tx), (c, d, ty) = m.tolist()
+    det = a * d - b * c
+    ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
+    return np.array([[ia, ib, -(ia * tx + ib * ty)], [ic, id_, -(ic * tx + id_ * ty)]])
+
+
 def apply(m: np.ndarray, points: np.ndarray) -> np.ndarray:
     """``(N, 2)`` float32 points mapped by the ``(2, 3)`` affine ``m``."""
     p = np.asarray(points, dtype=np.float64)[:, :2]
@@ -198,7 +207,7 @@ class TrackAligner:
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
         self._centre = np.array([(w - 1) / 2, (h - 1) / 2])
         self._xs, self._ys = xs - self._centre[0], ys - self._centre[1]
-        self._ref_win = np.empty((h, w), np.float32)  # windowed grey reference, for phase correlation
+        self._phase = PhaseCorrelator(self.size)  # against the windowed grey reference, spectrum kept
         self._ref_smooth = np.empty((h, w), np.float32)  # blurred grey reference, for Gauss-Newton
         self._sd_weighted = np.empty((4, h * w), np.float32)  # Hann-weighted steepest-descent images
         self._hessian_inv: np.ndarray = np.eye(4)
@@ -236,12 +245,13 @@ class TrackAligner:
     def _warp(self, image: np.ndarray, m: np.ndarray, out: np.ndarray) -> np.ndarray:
         return cv2.warpAffine(image, m, self.size, dst=out, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
-    def set_reference(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        """Make this frame the reference; returns its crop ``(h, w, 3)`` uint8.
+    def set_reference(self, image: np.ndarray, landmarks: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Make this frame the reference; returns its crop ``(h, w, 3)`` uint8 (in ``out`` if given).
 
         Args:
             image: ``(H, W, 3)`` uint8 BGR frame.
             landmarks: ``(478, 2+)`` MediaPipe points of the face, frame pixels.
+            out: ``(h, w, 3)`` uint8 array to write the crop into (a new one if ``None``).
         """
         self.reference = np.asarray(landmarks[RIGID_POINTS, :2], dtype=np.float64)
         self.ref_transform = crop_transform(to68(landmarks), self.size, self.deltas)
@@ -249,8 +259,8 @@ class TrackAligner:
         self.last_shift = (0.0, 0.0)
         self._window = rigid_weight(apply(self.ref_transform, to68(landmarks)), self.size)
         self._window_sum = float(self._window.sum())
-        crop = self._warp(image, self.ref_transform, np.empty((self.size[1], self.size[0], 3), np.uint8))
-        self._windowed(crop, self._ref_win)
+        crop = self._warp(image, self.ref_transform, self._crop_out(out))
+        self._phase.set_reference(self._windowed(crop, self._grey))
         t = self._smooth(crop, self._ref_smooth)
         gx = cv2.Sobel(t, cv2.CV_32F, 1, 0, ksize=3, scale=1 / 8)
         gy = cv2.Sobel(t, cv2.CV_32F, 0, 1, ksize=3, scale=1 / 8)
@@ -263,7 +273,7 @@ class TrackAligner:
     def _refine(self, image: np.ndarray, m: np.ndarray) -> np.ndarray:
         """``m`` corrected by phase correlation, then one Gauss-Newton similarity step."""
         self._warp(image, m, self._work)
-        (dx, dy), response = cv2.phaseCorrelate(self._ref_win, self._windowed(self._work, self._grey))
+        (dx, dy), response = self._phase.shift(self._windowed(self._work, self._grey))
         if np.hypot(dx, dy) > self.max_refine or response < 0.05:
             self.last_shift = (0.0, 0.0)
             return m
@@ -283,21 +293,35 @@ class TrackAligner:
         self.last_shift = (dx - tx, dy - ty)  # the step moves the crop by +t where the correlation moved it by -d
         return compose(upd, m)
 
-    def align(self, image: np.ndarray, landmarks: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _crop_out(self, out: np.ndarray | None) -> np.ndarray:
+        """``out`` checked as a crop buffer, or a new one."""
+        shape = (self.size[1], self.size[0], 3)
+        if out is None:
+            return np.empty(shape, np.uint8)
+        if out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous uint8 array of shape {shape}, got {out.dtype} {out.shape}")
+        return out
+
+    def align(
+        self, image: np.ndarray, landmarks: np.ndarray | None, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Crop of this frame registered to the reference crop.
 
         Args:
             image: ``(H, W, 3)`` uint8 BGR frame.
             landmarks: ``(478, 2+)`` MediaPipe points of this frame, or ``None`` on a frame without
                 landmarks (the previous transform is refined by image registration only).
+            out: ``(h, w, 3)`` uint8 C-contiguous array to write the crop into (e.g. the next slot
+                of the track's ring buffer, so that no crop is allocated per frame); a new array
+                if ``None``.
 
         Returns:
-            crop ``(h, w, 3)`` uint8 (a new array) and the ``(2, 3)`` float64 frame -> crop map.
+            crop ``(h, w, 3)`` uint8 (``out``, or a new array) and the ``(2, 3)`` float64 frame -> crop map.
         """
         if self.reference is None or self.ref_transform is None or self.transform is None:
             if landmarks is None:
                 raise RuntimeError("TrackAligner.align: no reference yet and no landmarks to make one")
-            crop = self.set_reference(image, landmarks)
+            crop = self.set_reference(image, landmarks, out)
             assert self.ref_transform is not None
             return crop, self.ref_transform
         if landmarks is not None:
@@ -306,6 +330,6 @@ class TrackAligner:
             m = self.transform
         if self.refine:
             m = self._refine(image, m)
-        out = self._warp(image, m, np.empty((self.size[1], self.size[0], 3), np.uint8))
+        crop = self._warp(image, m, self._crop_out(out))
         self.transform = m
-        return out, m
+        return crop, m

@@ -106,7 +106,8 @@ class Landmarker:
         h, w = image_bgr.shape[:2]
         faces = []
         for face in result.face_landmarks:
-            pts = np.array([(p.x, p.y, p.z) for p in face], dtype=np.float32)
+            # a flat iterator: no list of 478 tuples (faster, and 20 kB less allocated per face)
+            pts = np.fromiter((v for p in face for v in (p.x, p.y, p.z)), np.float32, 3 * len(face)).reshape(-1, 3)
             pts[:, 0] *= w
             pts[:, 1] *= h
             faces.append(pts)

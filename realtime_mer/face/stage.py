@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from realtime_mer.config import settings
-from realtime_mer.face.align import STRCN_DELTAS, TrackAligner, apply, compose, eye_centres
+from realtime_mer.face.align import STRCN_DELTAS, TrackAligner, apply, compose, eye_centres, invert
 from realtime_mer.face.landmarker import Landmarker
 from realtime_mer.face.mapping import to68
 from realtime_mer.face.tracking import Tracker
@@ -25,7 +26,17 @@ class FaceConfig:
         size: working size ``(width, height)`` of the aligned crops, pixels.
         deltas: STRCN crop constants (left, top, height, width) in eye-centre distances.
         landmark_every: run MediaPipe on every Nth frame; frames between are registered to the
-            reference crop by phase correlation only.
+            reference crop by image alone (phase correlation, then one Gauss-Newton step). 2 by
+            default: on a 2-core Xeon it takes one 640x480 feed with one face from 52-56 to 84-104
+            fps end to end (MediaPipe is most of a frame's time), with the crops of the still real
+            face as well registered as with landmarks on every frame (0.050 px median, 0.111 px
+            max against the reference, vs 0.053 and 0.113) and the same micro F1 on the
+            development set (see docs/configuration.md); 1 for landmarks on every frame.
+        landmark_warmup_s: a new track gets landmarks on every frame for this long, s. MediaPipe's
+            VIDEO-mode filter settles on a new face over its first frames; fed every other frame, its
+            drift between landmark frames and the registered frames showed as a spurious
+            micro-expression 0.6-1 s after a face appeared (4 of 9 synthetic clips, seeds 1-9 of
+            the README example, none with this warm-up or with landmarks on every frame).
         refine: correct every crop by phase correlation against its track's reference crop.
         max_refine: largest accepted correction, crop pixels.
         max_missed: landmark frames a track may go unseen before its id is retired.
@@ -38,7 +49,8 @@ class FaceConfig:
     min_confidence: float = 0.5
     size: tuple[int, int] = (128, 128)
     deltas: tuple[float, float, float, float] = STRCN_DELTAS
-    landmark_every: int = 1
+    landmark_every: int = 2
+    landmark_warmup_s: float = 1.0
     refine: bool = True
     max_refine: float = 8.0
     max_missed: int = 10
@@ -54,12 +66,42 @@ class FaceConfig:
             raise ValueError(f"deltas must be positive, got {self.deltas}")
 
 
+CropBuffer = Callable[[int], np.ndarray | None]
+"""Given a track id, the ``(h, w, 3)`` uint8 array its crop is to be written into, or ``None``."""
+
+
 @dataclass
 class _TrackState:
     aligner: TrackAligner
     landmarks: np.ndarray  # (478, 3) of the last landmark frame, frame pixels
     points68: np.ndarray  # (68, 2) of the last landmark frame, frame pixels
     transform: np.ndarray  # (2, 3) frame -> crop at the last landmark frame
+    crop68: np.ndarray  # (68, 2) float32 points68 in the crop at the last landmark frame
+    born: float  # media time of the track's first frame, s
+    # float64 x, y of ``landmarks`` and a scratch of the same shape: the frames between landmark
+    # frames move them without allocating
+    xy: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))
+    moved: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))
+
+    def update(self, landmarks: np.ndarray, points68: np.ndarray, transform: np.ndarray, crop68: np.ndarray) -> None:
+        """A new landmark frame."""
+        self.landmarks, self.points68, self.transform, self.crop68 = landmarks, points68, transform, crop68
+        n = len(landmarks)
+        if self.xy.shape != (n, 2):
+            self.xy, self.moved = np.empty((n, 2)), np.empty((n, 2))
+        np.copyto(self.xy, landmarks[:, :2])
+
+    def carried(self, moved: np.ndarray) -> np.ndarray:
+        """``(478, 3)`` float32 landmarks of the last landmark frame moved by the ``(2, 3)`` map ``moved``
+        (x, y in float64 as :func:`apply` does; z as it was)."""
+        out = np.empty_like(self.landmarks)
+        np.matmul(self.xy, moved[:, :2].T, out=self.moved)
+        (_, _, tx), (_, _, ty) = moved.tolist()
+        self.moved[:, 0] += tx  # adding the (2,) column at once would allocate a broadcast buffer
+        self.moved[:, 1] += ty
+        np.copyto(out[:, :2], self.moved, casting="same_kind")
+        out[:, 2:] = self.landmarks[:, 2:]
+        return out
 
 
 def _bbox(points68: np.ndarray) -> tuple[float, float, float, float]:
@@ -86,25 +128,34 @@ class FaceStage:
         self._calls = 0
         self._t0: float | None = None  # media time of the first frame, s
 
-    def process(self, frame: Frame) -> list[tuple[FaceObs, AlignedFace]]:
+    def process(self, frame: Frame, into: CropBuffer | None = None) -> list[tuple[FaceObs, AlignedFace]]:
         """Faces of one frame with their crops registered to each track's reference frame.
 
         Landmarks run on every ``landmark_every``-th call (and whenever a track needs a new
-        reference); on the calls between, the faces seen at the last landmark frame are carried
-        over and their crops registered by image alone, with landmarks moved by the same correction.
+        reference, and in a track's first ``landmark_warmup_s``); on the calls between, the faces
+        seen at the last landmark frame are carried over and their crops registered by image alone,
+        with landmarks moved by the same correction.
+
+        ``into``, when given, names per track id the ``(h, w, 3)`` uint8 array its crop is written
+        into (for instance the slot of the track's ring buffer that the crop will be pushed to), so
+        that no crop is allocated; ``None`` from it, or no ``into``, gives a new array.
         """
         c = self.config
         run = (
             self._calls % c.landmark_every == 0
             or not self._tracks
-            or any(not s.aligner.has_reference for s in self._tracks.values())
+            or any(self._needs_landmarks(s, frame.t) for s in self._tracks.values())
         )
         self._calls += 1
         if run:
-            return self._landmark_frame(frame)
-        return self._registered_frame(frame)
+            return self._landmark_frame(frame, into)
+        return self._registered_frame(frame, into)
 
-    def _landmark_frame(self, frame: Frame) -> list[tuple[FaceObs, AlignedFace]]:
+    def _needs_landmarks(self, state: _TrackState, t: float) -> bool:
+        """A track with no reference yet, or in its first ``landmark_warmup_s``."""
+        return not state.aligner.has_reference or t - state.born < self.config.landmark_warmup_s
+
+    def _landmark_frame(self, frame: Frame, into: CropBuffer | None) -> list[tuple[FaceObs, AlignedFace]]:
         c = self.config
         if self._t0 is None:
             self._t0 = frame.t
@@ -122,29 +173,40 @@ class FaceStage:
         for tid, (lm, p68) in zip(ids, faces):
             state = self._tracks.get(tid)
             aligner = state.aligner if state else TrackAligner(c.size, c.deltas, c.refine, c.max_refine)
-            crop, m = aligner.align(frame.image, lm)
-            self._tracks[tid] = _TrackState(aligner, lm, p68, m)
-            out.append(self._records(frame, tid, lm, p68, crop, m))
+            crop, m = aligner.align(frame.image, lm, into(tid) if into is not None else None)
+            crop68 = apply(m, p68)
+            if state is None:
+                state = self._tracks[tid] = _TrackState(aligner, lm, p68, m, crop68, frame.t)
+            state.update(lm, p68, m, crop68)
+            out.append(self._records(frame, tid, lm, p68, crop, m, crop68))
         return out
 
-    def _registered_frame(self, frame: Frame) -> list[tuple[FaceObs, AlignedFace]]:
+    def _registered_frame(self, frame: Frame, into: CropBuffer | None) -> list[tuple[FaceObs, AlignedFace]]:
         out = []
         for tid, missed in self.tracker.active.items():
             if missed:
                 continue
             state = self._tracks[tid]
-            crop, m = state.aligner.align(frame.image, None)
+            crop, m = state.aligner.align(frame.image, None, into(tid) if into is not None else None)
             # frame(now) <- crop <- frame(last landmark frame): the correction the registration found
-            inv = np.linalg.inv(np.vstack([m, (0.0, 0.0, 1.0)]))[:2]
-            moved = compose(inv, state.transform)
-            lm = state.landmarks.copy()
-            lm[:, :2] = apply(moved, state.landmarks)
-            out.append(self._records(frame, tid, lm, apply(moved, state.points68), crop, m))
+            moved = compose(invert(m), state.transform)
+            # in the crop, the moved points are where they were at the last landmark frame
+            out.append(
+                self._records(
+                    frame, tid, state.carried(moved), apply(moved, state.points68), crop, m, state.crop68.copy()
+                )
+            )
         return out
 
     @staticmethod
     def _records(
-        frame: Frame, tid: int, lm: np.ndarray, p68: np.ndarray, crop: np.ndarray, m: np.ndarray
+        frame: Frame,
+        tid: int,
+        lm: np.ndarray,
+        p68: np.ndarray,
+        crop: np.ndarray,
+        m: np.ndarray,
+        crop68: np.ndarray,
     ) -> tuple[FaceObs, AlignedFace]:
         obs = FaceObs(track=tid, landmarks=lm, points68=p68, bbox=_bbox(p68))
         aligned = AlignedFace(
@@ -153,7 +215,7 @@ class FaceStage:
             index=frame.index,
             t=frame.t,
             image=crop,
-            points68=apply(m, p68),
+            points68=crop68,
             transform=m.astype(np.float32),
         )
         return obs, aligned

@@ -52,7 +52,12 @@ class Sink(Protocol):
 
 @runtime_checkable
 class FrameSink(Protocol):
-    """Sees every processed frame of the run, from the stream's worker thread (one per stream)."""
+    """Sees every processed frame of the run, from the stream's worker thread (one per stream).
+
+    A sink that never shows the EVM-magnified crops (``TrackView.magnified``) says so with a class
+    attribute ``uses_magnified = False``, so that EVM is not run for it; without the attribute a
+    sink is taken to use them.
+    """
 
     name: str
 
@@ -164,6 +169,7 @@ class GuardedFrameSink:
     def __init__(self, sink: FrameSink, max_in_a_row: int = 50) -> None:
         self.sink = sink
         self.name = sink.name
+        self.uses_magnified: bool = getattr(sink, "uses_magnified", True)
         self.max_in_a_row = max_in_a_row
         self.delivered = 0
         self.failed = 0

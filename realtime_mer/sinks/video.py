@@ -103,6 +103,8 @@ class OverlayVideoSink:
 
     Config = OverlayVideoConfig
 
+    uses_magnified = False  # the overlay draws boxes, labels and the trace, not the EVM crops
+
     def __init__(self, target: str | Path, config: OverlayVideoConfig | None = None) -> None:
         self.config = config or OverlayVideoConfig()
         self.target = Path(target)
