@@ -332,18 +332,92 @@ def _cmd_synth(argv: Sequence[str]) -> int:
 
 def _cmd_eval_spotting(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(
-        prog="realtime-mer eval-spotting", description="Spot a synthetic set with the live signal path; MEGC scores."
+        prog="realtime-mer eval-spotting",
+        description="Score the live spotting path: MEGC precision / recall / F1 (IoU >= 0.5) and apex error per "
+        "kind on synthetic sets, mean and spread over seeds; alarms per minute on real clips with nothing planted. "
+        "See docs/spotting.md.",
     )
-    p.add_argument("--data", required=True, metavar="DIR", help="a folder written by realtime-mer synth")
+    what = p.add_argument_group("what to score")
+    what.add_argument(
+        "--set",
+        choices=("dev", "report"),
+        default=None,
+        help="a fixed set: its seeds and real negative clips (dev for tuning, report for the figures quoted)",
+    )
+    what.add_argument(
+        "--data", action="append", default=[], metavar="DIR", help="a folder written by realtime-mer synth (repeatable)"
+    )
+    what.add_argument("--seeds", default=None, metavar="S1,S2,...", help="generate and score a synthetic set per seed")
+    what.add_argument("--clips", type=int, default=40, help="clips per generated set (default 40)")
+    what.add_argument("--fps", type=float, default=30.0, help="frame rate of the generated sets (default 30)")
+    what.add_argument(
+        "--synth-dir",
+        default=None,
+        metavar="DIR",
+        help="keep the generated sets here and reuse them (default: a temporary folder, removed)",
+    )
+    what.add_argument(
+        "--negatives",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="real videos with nothing planted: alarms per minute (repeatable; default: every clip in "
+        "../shared/data/video where that folder exists)",
+    )
+    what.add_argument("--no-negatives", action="store_true", help="score no real clips")
+    p.add_argument("--json", default=None, metavar="PATH", help="write every figure (per set, per clip, aggregates)")
     p.add_argument("--config", metavar="PATH", help="pipeline YAML (default: configs/pipeline.yaml)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all CPUs)")
     args = p.parse_args(argv)
     setup_logging("WARNING")
-    from .evaluate import evaluate_dataset
+    import json
+    from pathlib import Path
+
+    from .evaluate import EVAL_SETS, run_evaluation, shared_videos, videos_in
+    from .files import atomic_path
     from .pipeline import load_pipeline_config
 
-    report = evaluate_dataset(args.data, load_pipeline_config(args.config), workers=args.workers)
-    print("\n".join(report.lines()))
+    if args.no_negatives and args.negatives:
+        p.error("--negatives and --no-negatives exclude each other")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else []
+    except ValueError:
+        p.error(f"--seeds takes integers separated by commas, got {args.seeds!r}")
+    shared = shared_videos()
+    negatives: list[Path] = []
+    if args.set:
+        if seeds or args.data or args.negatives:
+            p.error("--set fixes the seeds and negatives: give no --seeds, --data or --negatives with it")
+        seeds = list(EVAL_SETS[args.set].seeds)
+        if not args.no_negatives:
+            if shared is None:
+                p.error("the negative clips of --set live in ../shared/data/video, not found; or use --no-negatives")
+            negatives = [shared / name for name in EVAL_SETS[args.set].negatives]
+            if missing := [v.name for v in negatives if not v.is_file()]:
+                p.error(f"negative clips of --set {args.set} missing from {shared}: {', '.join(missing)}")
+    elif args.negatives:
+        negatives = [v for d in args.negatives for v in videos_in(d)]
+    elif shared is not None and not args.no_negatives:
+        negatives = videos_in(shared)
+    if not (seeds or args.data or args.negatives):
+        p.error("give --set, --seeds, --data or --negatives")
+    if seeds and args.clips < 1:
+        p.error("--clips must be >= 1")
+    result = run_evaluation(
+        load_pipeline_config(args.config),
+        data=args.data,
+        seeds=seeds,
+        clips=args.clips,
+        fps=args.fps,
+        negatives=negatives,
+        workers=args.workers,
+        synth_dir=args.synth_dir,
+        eval_set=args.set,
+    )
+    print("\n".join(result.lines()))
+    if args.json:
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(result.to_json(), indent=1))
     return 0
 
 

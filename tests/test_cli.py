@@ -74,7 +74,7 @@ def test_synth_then_eval_spotting_prints_megc_scores(face_model, tmp_path):
     r = _cli("synth", "--out", str(out), "--clips", "3", "--fps", "30", "--seed", "5")
     assert r.returncode == 0, r.stderr[-2000:]
     assert (out / "dataset.json").exists() and len(list((out / "clips").glob("*.mp4"))) == 3
-    r = _cli("eval-spotting", "--data", str(out), "--workers", "1")
+    r = _cli("eval-spotting", "--data", str(out), "--workers", "1", "--no-negatives")
     assert r.returncode == 0, r.stderr[-2000:]
     lines = r.stdout.strip().splitlines()
     assert lines[0].startswith("3 clips")
@@ -94,7 +94,7 @@ def test_demo_runs_live_keeps_up_and_spots_what_it_planted(face_model):
     spotted, planted = map(int, re.search(r"demo: spotted (\d+) of (\d+) planted", r.stderr).groups())
     frames, dropped = map(int, re.search(r"synthetic: running, (\d+) frames .*? (\d+) dropped", r.stderr).groups())
     assert planted >= 4 and spotted >= planted // 2, r.stderr[-1500:]
-    assert frames > 450 and dropped <= 0.01 * (frames + dropped), r.stderr[-1500:]
+    assert frames > 360 and dropped <= 0.01 * (frames + dropped), r.stderr[-1500:]
     events = [json.loads(line) for line in r.stdout.splitlines() if '"type":"event"' in line]
     assert events and all(e["stream"] == "synthetic" and e["label"] in e["probs"] for e in events)
 

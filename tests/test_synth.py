@@ -208,7 +208,7 @@ def test_dataset_is_deterministic_for_a_seed(face_model, tmp_path):
 
 def test_ground_truth_files(face_model, tmp_path):
     """JSON, CSV, index and CASME II-style frame folders agree with each other and with the video."""
-    cfg = replace(SynthConfig(subjects=2, clip_seconds=(1.0, 1.0)), events=EventConfig(margin_s=0.2))
+    cfg = replace(SynthConfig(subjects=2, clip_seconds=(1.0, 1.0)), events=EventConfig(margin_s=0.2, lead_s=0.25))
     summary = write_dataset(tmp_path, clips=2, fps=200.0, seed=3, config=cfg, frames=True, model_path=face_model)
     assert summary.clips == 2 and "clips/s" in summary.describe()
     truth = load_ground_truth(tmp_path)
@@ -219,7 +219,7 @@ def test_ground_truth_files(face_model, tmp_path):
     assert {s["id"] for s in meta["subjects"]} == {"s01", "s02"}
     for row in index:
         t = truth[row["clip"]]
-        assert t.fps == 200.0 and t.n_frames == 200 == int(row["n_frames"])
+        assert t.fps == 200.0 and t.n_frames == 50 + 200 == int(row["n_frames"])  # the lead-in, then 1 s
         assert int(row["n_micro"]) == len(t.intervals("micro"))
         with av.open(str(t.video)) as c:
             stream = c.streams.video[0]
@@ -231,7 +231,7 @@ def test_ground_truth_files(face_model, tmp_path):
             (e.onset, e.apex, e.offset) for e in t.events
         ]
         for e in t.events:
-            assert 0 <= e.onset < e.apex < e.offset < t.n_frames
+            assert (0.25 + 0.2) * 200 <= e.onset < e.apex < e.offset < t.n_frames
             assert e.weight(e.onset) == 0 and e.weight(e.apex) == 1 and e.weight(e.offset) == 0
             assert (e.label is None) == (e.kind == "blink")
             parse_aus(e.aus)
@@ -274,7 +274,7 @@ def test_durations_and_amplitudes_stay_in_range(subjects, fps):
             seen.add(e.kind)
             lo, hi = durations[e.kind]
             assert lo - 1e-9 <= e.duration_s <= hi + 1e-9
-            assert e.onset >= cfg.margin_s * fps and e.offset <= n - 1 - cfg.margin_s * fps
+            assert e.onset >= (cfg.lead_s + cfg.margin_s) * fps and e.offset <= n - 1 - cfg.margin_s * fps
             f = (e.apex - e.onset) / (e.offset - e.onset)
             step = 1 / (e.offset - e.onset)
             assert cfg.apex_fraction[0] - step <= f <= cfg.apex_fraction[1] + step
@@ -341,7 +341,7 @@ def test_live_source_paces_frames_and_reports_planted_events(face_model):
     src.close()
     assert len(times) == 120 and times[1] == pytest.approx(1 / 30)
     planted = src.planted
-    assert planted and planted[0].kind == "micro" and planted[0].onset >= 15
+    assert planted and planted[0].kind == "micro" and planted[0].onset >= 45  # after the 1.5 s lead-in
     for a, b in itertools.pairwise(planted):
         assert b.onset > a.offset
     live = SyntheticSource(fps=30.0, seed=3, duration_s=0.5, model_path=face_model)

@@ -42,6 +42,13 @@ class EventConfig:
         kind_weights: relative odds of micro, macro and blink for the other events.
         neutral_fraction: share of clips with no micro-expression (distractors only).
         margin_s: no event within this time of a clip's start or end, s.
+        lead_s: neutral footage that opens every clip before its events' span, s: no onset comes
+            earlier than ``lead_s + margin_s`` (1.5 s by default). A spotter learns the face first
+            (``SpotConfig.warmup_s``, 0.5 s, and its noise levels settle over about a second more);
+            an event at 0.5 s would fall right at the end of that warm-up, and after H.264 encoding
+            was sometimes missed, so the first event of a clip was not scored like the others. A
+            dataset clip is ``lead_s`` longer than ``clip_seconds``, so the room for events (and
+            the mix of events planted) does not depend on it.
         min_gap_s: least time between one event's offset and the next onset on the same face, s.
     """
 
@@ -57,6 +64,7 @@ class EventConfig:
     kind_weights: tuple[float, float, float] = (0.5, 0.2, 0.3)
     neutral_fraction: float = 0.1
     margin_s: float = 0.5
+    lead_s: float = 1.0
     min_gap_s: float = 0.3
 
     def __post_init__(self) -> None:
@@ -83,8 +91,8 @@ class EventConfig:
             raise ValueError(f"kind_weights (micro, macro, blink) must be >= 0, not all 0: {list(self.kind_weights)}")
         if not 0 <= self.neutral_fraction <= 1:
             raise ValueError(f"neutral_fraction must be in [0, 1], got {self.neutral_fraction}")
-        if self.margin_s < 0 or self.min_gap_s < 0:
-            raise ValueError("margin_s and min_gap_s must be >= 0")
+        if self.margin_s < 0 or self.lead_s < 0 or self.min_gap_s < 0:
+            raise ValueError("margin_s, lead_s and min_gap_s must be >= 0")
 
 
 @settings
@@ -190,7 +198,7 @@ class SynthConfig:
         size: ``(width, height)`` of one face's canvas in pixels (even numbers, for yuv420p); a
             two-face clip is two canvases side by side.
         subjects: number of synthetic subjects (``s01``...) made from the base faces.
-        clip_seconds: clip length range, s.
+        clip_seconds: clip length range, s, not counting the ``events.lead_s`` that opens each clip.
         max_base_frames: frames read from a base video (from its start).
         jpeg_quality: quality of the optional CASME II-style frame folders.
         events, nuisance, identity: see their classes.

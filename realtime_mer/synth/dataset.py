@@ -33,7 +33,7 @@ from .config import KINDS, SynthConfig
 from .emotions import EMOTION_AUS
 from .faces import Base, Subject, default_bases, make_subjects, read_base
 from .render import build_scene
-from .timeline import PlantedEvent, plan_clip
+from .timeline import PlantedEvent, lead_frames, plan_clip
 
 FRAME_CONVENTION = (
     "frame numbers are 0-based and inclusive; the face is neutral at onset and offset and fully "
@@ -194,7 +194,7 @@ def _write_clip(
     clip = f"clip{k + 1:04d}"
     two = len(subjects) > 1 and plan_rng.random() < config.nuisance.two_face_fraction
     chosen = [subjects[k % len(subjects)]] + ([subjects[(k + 1) % len(subjects)]] if two else [])
-    n = max(2, round(plan_rng.uniform(*config.clip_seconds) * fps))
+    n = max(2, round(plan_rng.uniform(*config.clip_seconds) * fps)) + lead_frames(config.events, fps)
     neutral = bool(plan_rng.random() < config.events.neutral_fraction)
     events: list[PlantedEvent] = []
     for face, s in enumerate(chosen):

@@ -25,7 +25,7 @@ import numpy as np
 from .config import KINDS, SynthConfig
 from .faces import default_bases, make_subjects, read_base
 from .render import build_scene
-from .timeline import PlantedEvent, draft
+from .timeline import PlantedEvent, draft, lead_frames
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,8 @@ class _Renderer:
         streams = np.random.SeedSequence(s.seed).spawn(3)
         self.rng, motion_rng, scene_rng = (np.random.default_rng(x) for x in streams)
         self.scene = build_scene([self.subject], [], s.fps, s.config.nuisance, (motion_rng, scene_rng))
-        self.next_onset = math.ceil(s.config.events.margin_s * s.fps)
+        events = s.config.events
+        self.next_onset = lead_frames(events, s.fps) + math.ceil(events.margin_s * s.fps)
         self.frame = 0
         self.planted = 0
 

@@ -132,6 +132,11 @@ def draft(kind: str, points68: np.ndarray, fps: float, config: EventConfig, rng:
     return Draft(kind, label, aus, n, apex_at, amp * width / 200.0, amp)
 
 
+def lead_frames(config: EventConfig, fps: float) -> int:
+    """Frames of neutral footage that open a clip (``config.lead_s`` at ``fps``)."""
+    return math.ceil(config.lead_s * fps)
+
+
 def plan_clip(
     n_frames: int,
     fps: float,
@@ -145,8 +150,9 @@ def plan_clip(
     """Non-overlapping events of one face over a clip, sorted by onset.
 
     A clip holds ``events_per_clip`` events: the first a micro-expression (none when ``neutral``),
-    the others micro, macro or blink by ``kind_weights``. Events that do not fit (with the margins
-    and gaps) are dropped, distractors and extra events first.
+    the others micro, macro or blink by ``kind_weights``. They lie between ``lead_frames`` +
+    ``margin_s`` after the start and ``margin_s`` before the end; events that do not fit (with the
+    gaps) are dropped, distractors and extra events first.
     """
     count = int(rng.integers(config.events_per_clip[0], config.events_per_clip[1] + 1))
     weights = np.array(config.kind_weights, float)
@@ -157,19 +163,20 @@ def plan_clip(
         kinds += [KINDS[int(rng.choice(3, p=weights / weights.sum()))] for _ in range(count - len(kinds))]
     drafts = [draft(k, points68, fps, config, rng) for k in kinds]
     margin = math.ceil(config.margin_s * fps)
+    lead = lead_frames(config, fps)
     gap = math.ceil(config.min_gap_s * fps)
-    room = n_frames - 1 - 2 * margin
+    room = n_frames - 1 - 2 * margin - lead
     while drafts and sum(d.frames for d in drafts) + gap * (len(drafts) - 1) > room:
         drafts.pop()
     if not neutral and not drafts:
         raise ValueError(
             f"a clip of {n_frames} frames at {fps:g} fps has no room for a micro-expression with "
-            f"{config.margin_s} s margins; make clips longer or margin_s smaller"
+            f"{config.margin_s} s margins and a {config.lead_s} s lead; make clips longer or margin_s, lead_s smaller"
         )
     order = rng.permutation(len(drafts))
     slack = room - sum(d.frames for d in drafts) - gap * (len(drafts) - 1)
     cuts = np.sort(rng.integers(0, slack + 1, len(drafts)))
-    events, start, last_cut = [], margin, 0
+    events, start, last_cut = [], lead + margin, 0
     for i, cut in zip(order, cuts):
         start += int(cut - last_cut)
         last_cut = cut
