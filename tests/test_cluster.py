@@ -167,9 +167,11 @@ def test_feeds_follow_the_streams_file(tmp_path, backend, request):
     assert summary.exit_code == 0, summary.describe()
     by_name = {s.stream: s for s in summary.streams}
     assert sorted(by_name) == ["a", "b", "c", "keep"]
+    smiles = {}
     for name in ("a", "c"):
         assert by_name[name].frames == 250 and by_name[name].state == "ended"
-        assert [e.interval.onset for e in sink.events if e.stream == name] == [186]  # the clip's one smile
+        smiles[name] = [(e.interval.onset, e.interval.apex, e.interval.offset) for e in sink.events if e.stream == name]
+    assert len(smiles["a"]) == 1 and smiles["a"] == smiles["c"]  # the clip's one smile, the same both times
     assert 0 < by_name["b"].frames < 1008 and by_name["b"].state == "running"  # stopped while it ran
     assert by_name["keep"].state == "running"
 
@@ -219,7 +221,8 @@ def test_monitor_cli_with_the_ray_backend(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert "2 worker process(es)" in r.stderr
     events = [json.loads(line) for line in out.read_text().splitlines() if '"type":"event"' in line]
-    assert [(e["onset"], e["apex"], e["offset"]) for e in events if e["stream"] == smile] == [(186, 201, 229)]
+    smiles = [(e["kind"], e["label"], e["onset"]) for e in events if e["stream"] == smile]
+    assert len(smiles) == 1 and smiles[0][:2] == ("macro", "positive") and 180 <= smiles[0][2] <= 195
     assert all(e["label"] and e["model"] == "rcn-a" for e in events)
     r = subprocess.run(
         [*cmd, "--video", smile, "--output-video", str(tmp_path / "o.mp4")], capture_output=True, text=True, timeout=60

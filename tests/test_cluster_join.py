@@ -46,6 +46,7 @@ def test_monitor_joins_a_cluster_started_apart(tmp_path):
         )
         assert r.returncode == 0, r.stderr[-3000:]
         events = [json.loads(line) for line in out.read_text().splitlines() if '"type":"event"' in line]
-        assert [(e["onset"], e["offset"], e["label"]) for e in events] == [(186, 229, "positive")]
+        assert [(e["kind"], e["label"]) for e in events] == [("macro", "positive")]  # the clip's smile
+        assert 180 <= events[0]["onset"] <= 195
     finally:
         subprocess.run([str(RAY), "stop"], env=env, capture_output=True, timeout=120)
