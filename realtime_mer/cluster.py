@@ -35,10 +35,11 @@ from typing import Any
 
 from .config import ConfigError
 from .errors import UserError
-from .feeds import SourceSpec, check_names, display_name
+from .feeds import SourceSpec, display_name
 from .metrics import FeedSnapshot, Metrics
 from .pipeline import (
     EventStage,
+    FeedRunner,
     PipelineConfig,
     RunSummary,
     Spotted,
@@ -52,7 +53,7 @@ from .pipeline import (
     stage_observer,
 )
 from .recognize import Recognition, RecognizeConfig, Recognizer
-from .sinks import FrameSink, GuardedSink, Sink
+from .sinks import FrameSink
 from .types import FeedPosition, Status, utc_iso
 
 log = logging.getLogger(__name__)
@@ -287,7 +288,7 @@ class _Shard:
     down_since: float | None = None
 
 
-class RayPipeline:
+class RayPipeline(FeedRunner):
     """:class:`~realtime_mer.pipeline.Pipeline` with the feeds in ``workers`` Ray actors; same use.
 
     Args:
@@ -314,39 +315,20 @@ class RayPipeline:
         log_level: str = "INFO",
     ) -> None:
         self.ray = require_ray()
-        if not specs:
-            raise ConfigError("no feeds: give at least one source")
+        super().__init__(
+            specs, config, sinks, metrics=metrics, monitor=monitor, health_s=health_s, reload=reload, reload_s=reload_s
+        )
         if any(isinstance(s, FrameSink) for s in sinks):
             raise ConfigError("the overlay video and the dashboard run in-process only; drop --backend ray to use them")
         if workers is not None and workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {workers}")
-        check_names(specs, "sources")
-        self.specs = list(specs)
-        self.config = config
-        self.metrics = metrics or Metrics()
-        self.record_sinks = [GuardedSink(s) for s in sinks if isinstance(s, Sink)]
-        self.monitor, self.health_s = monitor, health_s
-        self.reload, self.reload_s = reload, reload_s
         self.workers, self.address, self.log_level = workers, address, log_level
-        self.stage: EventStage | None = None
         self.shards: list[_Shard] = []
         self.feeds: dict[str, _FeedState] = {}  # the running feeds
         self.placement: dict[str, str] = {}  # every feed's worker, by stream id
         self._ended: list[StreamSummary] = []
-        self._stop = threading.Event()
-        self._reload_asked = threading.Event()
-        self.stop_reason = ""
         self._started_ray = False
         self.node = ""
-
-    def stop(self, reason: str = "stop requested") -> None:
-        """Ask the run to stop and flush (safe from a signal handler or another thread)."""
-        self.stop_reason = reason
-        self._stop.set()
-
-    def reload_feeds(self) -> None:
-        """Ask for ``reload`` to be called now (safe from a signal handler)."""
-        self._reload_asked.set()
 
     def worker_pids(self) -> dict[str, int | None]:
         """Each worker's process id (as last reported), by worker name."""
@@ -436,9 +418,10 @@ class RayPipeline:
         log.info("ray: %d worker process(es) on %d node(s)", n, len(ray.nodes()))
         return recognizer
 
-    def _add(self, spec: SourceSpec, resume: FeedPosition | None = None) -> None:
-        """Give a feed to the worker with the fewest feeds."""
+    def _add(self, spec: SourceSpec, checked: Any = None, resume: FeedPosition | None = None) -> None:
+        """Give a feed to the worker with the fewest feeds (``checked``: nothing to take over)."""
         name = display_name(spec)
+        self._specs[name] = spec
         load = [sum(f.shard == k for f in self.feeds.values()) for k in range(len(self.shards))]
         k = load.index(min(load))
         self.feeds[name] = state = _FeedState(spec, k)
@@ -449,19 +432,11 @@ class RayPipeline:
 
     def _wait(self, start: float, max_seconds: float | None) -> None:
         next_health = start + self.health_s
-        next_reload = start + self.reload_s
+        self._next_reload = self.reload_s
         while self.feeds:
             now = time.monotonic()
-            if self._stop.is_set():
-                log.info("%s: stopping and flushing", self.stop_reason)
+            if not self._go_on(now, start, max_seconds):
                 return
-            if max_seconds is not None and now - start >= max_seconds:
-                log.info("--max-seconds %.1f reached: stopping", max_seconds)
-                return
-            if self.reload is not None and (self._reload_asked.is_set() or (self.reload_s > 0 and now >= next_reload)):
-                self._reload_asked.clear()
-                self._apply_reload()
-                next_reload = now + self.reload_s
             self._poll_all(POLL_S)
             if self.health_s and now >= next_health:
                 for name, f in self.feeds.items():
@@ -601,29 +576,13 @@ class RayPipeline:
         summary.worker_restarts = f.restarts
         return summary
 
-    def _apply_reload(self) -> None:
-        assert self.reload is not None
-        try:
-            wanted = self.reload()
-            if wanted is None:
-                return
-            check_names(wanted, "reloaded feeds")
-            new = {display_name(s): s for s in wanted}
-            for spec in new.values():
-                if self.feeds.get(display_name(spec)) is None or self.feeds[display_name(spec)].spec != spec:
-                    self._check(spec)
-        except ConfigError as e:
-            log.error("feeds not reloaded, the running ones are kept: %s", e)
-            return
-        for name in [k for k, f in self.feeds.items() if new.get(k) != f.spec]:
-            log.info("%s: %s", name, "settings changed: restarting" if name in new else "removed")
-            f = self.feeds[name]
-            self.ray.get(self.shards[f.shard].actor.remove.remote(name))
-            self._poll_until_gone(name)
-        for name, spec in new.items():
-            if name not in self.feeds:
-                log.info("%s: added", name)
-                self._add(spec)
+    def _remove(self, stream: str) -> None:
+        """Stop a feed in its worker and wait for its last records."""
+        self._specs.pop(stream, None)
+        f = self.feeds.get(stream)
+        if f is not None:
+            self.ray.get(self.shards[f.shard].actor.remove.remote(stream))
+            self._poll_until_gone(stream)
 
     def _poll_until_gone(self, name: str, timeout: float = 30.0) -> None:
         """Poll until the removed feed's last report is in (its flushed records with it)."""

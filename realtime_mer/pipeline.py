@@ -704,7 +704,106 @@ class StreamWorker(threading.Thread):
             s.planted = tuple(getattr(self.capture.source, "planted", ()))
 
 
-class Pipeline:
+class FeedRunner:
+    """What both backends of a run share (:class:`Pipeline` in-process, and
+    :class:`~realtime_mer.cluster.RayPipeline`): the feeds, the record sinks and the metrics,
+    stopping, and following a list of feeds that changes while it runs.
+
+    ``reload`` (when given) is called when :meth:`reload_feeds` is (SIGHUP) or every ``reload_s``
+    seconds, and returns the feeds the run should have now, or ``None`` for no change: a feed that
+    is new starts, a feed that is gone is stopped and its tracks flushed, a feed whose entry
+    changed restarts, and an edit that does not check out keeps the feeds as they are.
+    """
+
+    def __init__(
+        self,
+        specs: Sequence[SourceSpec],
+        config: PipelineConfig,
+        sinks: Sequence[Any] = (),
+        *,
+        metrics: Metrics | None = None,
+        monitor: bool = False,
+        health_s: float = 0.0,
+        reload: Callable[[], Sequence[SourceSpec] | None] | None = None,
+        reload_s: float = 2.0,
+    ) -> None:
+        if not specs:
+            raise ConfigError("no feeds: give at least one source")
+        check_names(specs, "sources")
+        self.specs = list(specs)
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self.record_sinks = [GuardedSink(s) for s in sinks if isinstance(s, Sink)]
+        self.monitor = monitor
+        self.health_s = health_s
+        self.reload = reload
+        self.reload_s = reload_s
+        self.stage: EventStage | None = None
+        self.stop_reason = ""
+        self._stop = threading.Event()
+        self._reload_asked = threading.Event()
+        self._next_reload = 0.0
+        self._specs: dict[str, SourceSpec] = {}  # the feeds of the run (running or ended), by stream id
+
+    def stop(self, reason: str = "stop requested") -> None:
+        """Ask the run to stop and flush (safe from a signal handler or another thread)."""
+        self.stop_reason = reason
+        self._stop.set()
+
+    def reload_feeds(self) -> None:
+        """Ask for ``reload`` to be called now (safe from a signal handler)."""
+        self._reload_asked.set()
+
+    def _go_on(self, now: float, start: float, max_seconds: float | None) -> bool:
+        """False when the run is to stop now (asked to, or ``max_seconds`` passed); otherwise
+        follows the feeds when a reload is asked for or due, and True."""
+        if self._stop.is_set():
+            log.info("%s: stopping and flushing", self.stop_reason)
+            return False
+        if max_seconds is not None and now - start >= max_seconds:
+            log.info("--max-seconds %.1f reached: stopping", max_seconds)
+            return False
+        if self.reload is not None and (
+            self._reload_asked.is_set() or (self.reload_s > 0 and now >= start + self._next_reload)
+        ):
+            self._reload_asked.clear()
+            self._next_reload = now - start + self.reload_s
+            self._apply_reload()
+        return True
+
+    def _apply_reload(self) -> None:
+        """Call ``reload`` and add, remove and restart feeds to match what it gives."""
+        assert self.reload is not None
+        try:
+            wanted = self.reload()
+            if wanted is None:
+                return
+            check_names(wanted, "reloaded feeds")
+            new = {display_name(s): s for s in wanted}
+            changed = {k: v for k, v in new.items() if self._specs.get(k) != v}
+            checked = {k: self._check(v) for k, v in changed.items()}
+        except ConfigError as e:  # a bad edit keeps the feeds running as they are
+            log.error("feeds not reloaded, the running ones are kept: %s", e)
+            return
+        for stream in [k for k, v in self._specs.items() if new.get(k) != v]:
+            log.info("%s: %s", stream, "settings changed: restarting" if stream in new else "removed")
+            self._remove(stream)
+        for stream, spec in changed.items():
+            log.info("%s: added", stream)
+            self._add(spec, checked[stream])
+
+    def _check(self, spec: SourceSpec) -> Any:
+        """Check a feed before it is added (a wrong path fails here); what :meth:`_add` takes."""
+        return check_source(spec, self.config)
+
+    def _add(self, spec: SourceSpec, checked: Any) -> None:
+        raise NotImplementedError
+
+    def _remove(self, stream: str) -> None:
+        raise NotImplementedError
+
+
+class Pipeline(FeedRunner):
     """Runs feeds through the signal path into sinks until they end, ``max_seconds`` pass, or
     :meth:`stop` (SIGINT/SIGTERM handlers call it); used by ``realtime-mer`` and ``realtime-mer monitor``.
 
@@ -712,10 +811,8 @@ class Pipeline:
     recognizer loads and the per-feed stages are built and warmed up, and only then do the
     sources start delivering frames, so a live feed drops nothing while models load.
 
-    Feeds can be added and removed while it runs: ``reload`` (when given) is called when
-    :meth:`reload_feeds` is (SIGHUP) or every ``reload_s`` seconds, and returns the feeds the run
-    should have now, or ``None`` for no change; a removed feed is stopped and its tracks flushed,
-    a feed whose settings changed is restarted. The run ends when every feed has ended.
+    Feeds can be added and removed while it runs (``reload``, see :class:`FeedRunner`). The run
+    ends when every feed has ended.
 
     Args:
         specs: the feeds.
@@ -741,41 +838,19 @@ class Pipeline:
         reload: Callable[[], Sequence[SourceSpec] | None] | None = None,
         reload_s: float = 2.0,
     ) -> None:
-        if not specs:
-            raise ConfigError("no feeds: give at least one source")
-        check_names(specs, "sources")
-        self.specs = list(specs)
-        self.config = config
-        self.metrics = metrics or Metrics()
-        self.record_sinks = [GuardedSink(s) for s in sinks if isinstance(s, Sink)]
+        super().__init__(
+            specs, config, sinks, metrics=metrics, monitor=monitor, health_s=health_s, reload=reload, reload_s=reload_s
+        )
         self.frame_sinks = [GuardedFrameSink(s) for s in sinks if isinstance(s, FrameSink)]
         self._pollers = [s for s in sinks if callable(getattr(s, "poll", None))]
-        self.monitor = monitor
-        self.health_s = health_s
-        self.reload = reload
-        self.reload_s = reload_s
-        self._stop = threading.Event()
-        self._reload_asked = threading.Event()
-        self.stop_reason = ""
-        self.stage: EventStage | None = None
-        self.workers: dict[str, StreamWorker] = {}  # the running feeds by stream id
-        self._specs: dict[str, SourceSpec] = {}
+        self.workers: dict[str, StreamWorker] = {}  # the feeds of the run by stream id
         self._ended: list[StreamWorker] = []  # feeds removed while running
-
-    def stop(self, reason: str = "stop requested") -> None:
-        """Ask the run to stop and flush (safe from a signal handler or another thread)."""
-        self.stop_reason = reason
-        self._stop.set()
-
-    def reload_feeds(self) -> None:
-        """Ask for ``reload`` to be called now (safe from a signal handler)."""
-        self._reload_asked.set()
 
     def run(self, max_seconds: float | None = None) -> RunSummary:
         """Run until every feed ended (or failed), ``max_seconds`` passed, or :meth:`stop`; flush every
         event and sink; return the summary (its ``exit_code`` tells failures)."""
         start = time.monotonic()
-        feeds = [(spec, *check_source(spec, self.config)) for spec in self.specs]
+        feeds = [(spec, self._check(spec)) for spec in self.specs]
         recognizer: Recognizer | None = None
         try:
             recognizer = prepare(self.config)
@@ -784,8 +859,8 @@ class Pipeline:
                 self.metrics.watch_queue(f"sink:{sink.name}", sink.pending)
             self.metrics.watch_queue("events", stage.pending.qsize)
             stage.start()
-            for spec, source, cfg in feeds:
-                self._add(spec, source, cfg, start_now=False)
+            for spec, checked in feeds:
+                self._add(spec, checked, start_now=False)
             for w in self.workers.values():
                 w.start()
             for w in self.workers.values():
@@ -808,9 +883,11 @@ class Pipeline:
             recognition_errors=self.stage.recognition_errors if self.stage else 0,
         )
 
-    def _add(self, spec: SourceSpec, source: Any, cfg: PipelineConfig, start_now: bool = True) -> None:
-        """Build a feed's capture thread, processor and worker (and start them with ``start_now``)."""
+    def _add(self, spec: SourceSpec, checked: tuple[Any, PipelineConfig], start_now: bool = True) -> None:
+        """Build a feed's capture thread, processor and worker from its checked source and config
+        (and start them with ``start_now``)."""
         assert self.stage is not None
+        source, cfg = checked
         capture = CaptureThread(source, cfg.capture).add_listener(self.stage.put_status)
         magnify = StreamProcessor.needs_magnified(cfg, self.frame_sinks)  # EVM only where something shows it
         processor = StreamProcessor(source.name, cfg, _rate_of(capture), self._observer(source.name), magnify)
@@ -830,26 +907,6 @@ class Pipeline:
         self.metrics.unwatch_feed(stream)
         self._ended.append(worker)
 
-    def _apply_reload(self) -> None:
-        """Call ``reload`` and add, remove and restart feeds to match what it gives."""
-        assert self.reload is not None
-        try:
-            wanted = self.reload()
-            if wanted is None:
-                return
-            check_names(wanted, "reloaded feeds")
-            new = {display_name(s): s for s in wanted}
-            added = {k: (v, *check_source(v, self.config)) for k, v in new.items() if self._specs.get(k) != v}
-        except ConfigError as e:  # a bad edit keeps the feeds running as they are
-            log.error("feeds not reloaded, the running ones are kept: %s", e)
-            return
-        for stream in [k for k, v in self._specs.items() if new.get(k) != v]:
-            log.info("%s: %s", stream, "settings changed: restarting" if stream in new else "removed")
-            self._remove(stream)
-        for stream, (spec, source, cfg) in added.items():
-            log.info("%s: added", stream)
-            self._add(spec, source, cfg)
-
     def _sink_counts(self) -> dict[str, dict[str, int]]:
         """Per sink name: records/frames delivered, failures, records still pending (a sink that takes
         both records and frames is counted once, with both)."""
@@ -867,19 +924,11 @@ class Pipeline:
 
     def _wait(self, start: float, max_seconds: float | None) -> None:
         next_health = start + self.health_s
-        next_reload = start + self.reload_s
+        self._next_reload = self.reload_s
         while any(w.is_alive() for w in self.workers.values()):
             now = time.monotonic()
-            if self._stop.is_set():
-                log.info("%s: stopping and flushing", self.stop_reason)
+            if not self._go_on(now, start, max_seconds):
                 return
-            if max_seconds is not None and now - start >= max_seconds:
-                log.info("--max-seconds %.1f reached: stopping", max_seconds)
-                return
-            if self.reload is not None and (self._reload_asked.is_set() or (self.reload_s > 0 and now >= next_reload)):
-                self._reload_asked.clear()
-                self._apply_reload()
-                next_reload = now + self.reload_s
             for w in self.workers.values():
                 w.capture.check_stall(now)
             if self.health_s and now >= next_health and self.stage is not None:
