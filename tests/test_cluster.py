@@ -173,7 +173,9 @@ def test_feeds_follow_the_streams_file(tmp_path, backend, request):
         smiles[name] = [(e.interval.onset, e.interval.apex, e.interval.offset) for e in sink.events if e.stream == name]
     assert len(smiles["a"]) == 1 and smiles["a"] == smiles["c"]  # the clip's one smile, the same both times
     assert 0 < by_name["b"].frames < 1008 and by_name["b"].state == "running"  # stopped while it ran
-    assert by_name["keep"].state == "running"
+    # the live feed of the command line went on all along (a replay loops: at the stop it may be
+    # between the end of the file and its next pass)
+    assert by_name["keep"].state in ("running", "reconnecting") and by_name["keep"].error is None
 
 
 def _finished(pipeline: Pipeline | RayPipeline, name: str) -> bool:
