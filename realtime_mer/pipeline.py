@@ -21,6 +21,7 @@ import queue
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -704,7 +705,7 @@ class StreamWorker(threading.Thread):
             s.planted = tuple(getattr(self.capture.source, "planted", ()))
 
 
-class FeedRunner:
+class FeedRunner(ABC):
     """What both backends of a run share (:class:`Pipeline` in-process, and
     :class:`~realtime_mer.cluster.RayPipeline`): the feeds, the record sinks and the metrics,
     stopping, and following a list of feeds that changes while it runs.
@@ -796,11 +797,13 @@ class FeedRunner:
         """Check a feed before it is added (a wrong path fails here); what :meth:`_add` takes."""
         return check_source(spec, self.config)
 
+    @abstractmethod
     def _add(self, spec: SourceSpec, checked: Any) -> None:
-        raise NotImplementedError
+        """Start a feed, given what :meth:`_check` returned for it."""
 
+    @abstractmethod
     def _remove(self, stream: str) -> None:
-        raise NotImplementedError
+        """Stop a feed and flush its tracks (its summary is kept)."""
 
 
 class Pipeline(FeedRunner):
