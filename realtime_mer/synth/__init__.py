@@ -2,13 +2,14 @@
 
 FACS action units (:mod:`.aus`) become smooth local warps (:mod:`.warp`) of real face footage
 (:mod:`.faces`), with a raised-cosine time course (:mod:`.timeline`) and the nuisances of real
-footage (:mod:`.nuisance`, :mod:`.render`). :func:`write_dataset` writes mp4 clips with JSON/CSV
-ground truth and :func:`load_ground_truth` reads it back; :class:`SyntheticSource` is a live
-capture source for ``realtime-mer --demo``.
+footage (:mod:`.nuisance`, :mod:`.render`), filmed by varied cameras (:mod:`.camera`).
+:func:`write_dataset` writes mp4 clips with JSON/CSV ground truth and :func:`load_ground_truth`
+reads it back; :class:`SyntheticSource` is a live capture source for ``realtime-mer --demo``.
 """
 
 from .aus import ACTION_UNITS, parse_aus
-from .config import EventConfig, IdentityConfig, NuisanceConfig, SynthConfig
+from .camera import Camera, draw_camera
+from .config import CameraConfig, EventConfig, IdentityConfig, NuisanceConfig, SynthConfig
 from .dataset import ClipTruth, DatasetError, DatasetSummary, FaceTruth, load_ground_truth, write_dataset
 from .emotions import CLASSES, EMOTION_AUS
 from .faces import Base, BaseFaceError, Subject, default_bases, make_subjects, read_base
@@ -21,6 +22,8 @@ __all__ = [
     "EMOTION_AUS",
     "Base",
     "BaseFaceError",
+    "Camera",
+    "CameraConfig",
     "ClipTruth",
     "DatasetError",
     "DatasetSummary",
@@ -33,6 +36,7 @@ __all__ = [
     "SynthConfig",
     "SyntheticSource",
     "default_bases",
+    "draw_camera",
     "load_ground_truth",
     "make_subjects",
     "parse_aus",

