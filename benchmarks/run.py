@@ -19,9 +19,9 @@ log = logging.getLogger(__name__)
 
 
 def _stages() -> dict[str, Callable]:
-    from . import engines, pipeline, signal, streams
+    from . import engines, models, pipeline, signal, streams
 
-    return {**signal.STAGES, **engines.STAGES, **pipeline.STAGES, **streams.STAGES}
+    return {**signal.STAGES, **engines.STAGES, **models.STAGES, **pipeline.STAGES, **streams.STAGES}
 
 
 def table(results: Sequence[Result]) -> str:

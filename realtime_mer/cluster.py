@@ -239,8 +239,10 @@ class RecognizerActor:
     def name(self) -> str:
         return self.recognizer.name
 
-    def classify(self, pairs: Sequence[tuple[Any, Any]]) -> list[Recognition]:
-        return self.recognizer.classify(pairs)
+    def classify(self, items: Sequence[Any]) -> list[Recognition]:
+        """``items``: :class:`~realtime_mer.types.IntervalCrops`, or ``(onset, apex)`` crop pairs
+        (what ``Spotted.recognition_input`` gives)."""
+        return self.recognizer.classify(items)
 
 
 class _RemoteRecognizer:
@@ -251,8 +253,8 @@ class _RemoteRecognizer:
         self.ray, self.actor, self.config = ray, actor, config
         self.name = ray.get(actor.name.remote())
 
-    def classify(self, pairs: Sequence[tuple[Any, Any]]) -> list[Recognition]:
-        result: list[Recognition] = self.ray.get(self.actor.classify.remote(list(pairs)))
+    def classify(self, items: Sequence[Any]) -> list[Recognition]:
+        result: list[Recognition] = self.ray.get(self.actor.classify.remote(list(items)))
         return result
 
     def close(self) -> None:

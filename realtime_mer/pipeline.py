@@ -3,7 +3,8 @@
 One capture thread and one worker thread per feed; one event thread for all feeds. Every hand-off
 is bounded. Per track the worker keeps a pre-allocated ring of aligned faces, a magnifier and a
 spotter; a spotted interval goes to the event stage (once its offset frame has been seen) with
-copies of its onset and apex crops, where a recognizer (when configured) turns them into class
+copies of its onset and apex crops (and, for the models that read whole intervals, of every crop from
+onset to offset and the onset crop's landmarks), where a recognizer (when configured) turns them into class
 probabilities, and every sink gets the event.
 
 Nothing is lost on the way: a frame a stage fails on is skipped and counted; a batch the
@@ -37,10 +38,22 @@ from .face import FaceConfig, FaceStage
 from .feeds import SourceSpec, check_names, display_name
 from .magnify import MagnifyConfig, TrackMagnifiers, make_magnifier
 from .metrics import FeedSnapshot, Metrics
-from .recognize import RecognizeConfig, Recognizer
+from .recognize import RecognizeConfig, Recognizer, needs_sequence
 from .sinks import FrameSink, GuardedFrameSink, GuardedSink, JsonlSink, Sink, sink_class
-from .spotting import SpotConfig, Spotter, eye_mask
-from .types import AlignedFace, Event, FaceObs, Frame, FrameView, Interval, Status, TrackView, utc_iso, wall_of
+from .spotting import SpotConfig, Spotter, eye_mask, inter_ocular
+from .types import (
+    AlignedFace,
+    Event,
+    FaceObs,
+    Frame,
+    FrameView,
+    Interval,
+    IntervalCrops,
+    Status,
+    TrackView,
+    utc_iso,
+    wall_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +170,9 @@ class _Track:
     last_face: AlignedFace | None = None
     magnified: np.ndarray | None = None
     waiting: list[Interval] = field(default_factory=list)  # closed, but the offset frame is still to come
+    born: float = 0.0  # media time of the track's first face, s
+    rebased: bool = False  # the spotter was told the landmark warm-up ended
+    points: np.ndarray | None = None  # (capacity, 68, 2) crop points per ring slot, for sequence models
 
 
 @dataclass(frozen=True)
@@ -171,6 +187,8 @@ class Spotted:
         offset_captured: ``time.monotonic()`` capture time of the offset frame, s (the interval is
             handed on only once that frame has been seen).
         spotted_at: ``time.monotonic()`` when it was handed on, s.
+        crops: every crop from onset to offset with the onset crop's points, for a recognizer that
+            reads whole intervals (:func:`realtime_mer.recognize.needs_sequence`); else None.
     """
 
     stream: str
@@ -182,6 +200,11 @@ class Spotted:
     onset_captured: float
     offset_captured: float
     spotted_at: float
+    crops: IntervalCrops | None = None
+
+    def recognition_input(self) -> IntervalCrops | tuple[np.ndarray, np.ndarray]:
+        """What :meth:`realtime_mer.recognize.Recognizer.classify` takes of this interval."""
+        return self.crops if self.crops is not None else (self.onset, self.apex)
 
 
 @dataclass
@@ -296,6 +319,8 @@ class StreamProcessor:
         self.config = config
         self.fps: Callable[[], float] = fps if callable(fps) else (lambda: float(fps))
         self.magnify = magnify or config.spot_input == "magnified"
+        model = config.recognize.model
+        self.sequences = model is not None and needs_sequence(model)  # hand on whole intervals
         self.faces = FaceStage(config.face)
         self.tracks: dict[int, _Track] = {}
         self.evm: TrackMagnifiers | None = None  # built with the first track, when magnify
@@ -321,9 +346,17 @@ class StreamProcessor:
         capacity = max(8, math.ceil(fps * self.config.buffer_seconds))
         track = _Track(
             ring=FaceRing(capacity, shape),
-            spotter=Spotter(fps, self.config.spot, shape, eyes=eye_mask(shape[:2], face.points68)),
+            spotter=Spotter(
+                fps,
+                self.config.spot,
+                shape,
+                eyes=eye_mask(shape[:2], face.points68),
+                iod_px=inter_ocular(face.points68),
+            ),
             fps=fps,
             last_seen=face.t,
+            born=face.t,
+            points=np.zeros((capacity, 68, 2), np.float32) if self.sequences else None,
         )
         if self.magnify:
             if self.evm is None:
@@ -362,6 +395,8 @@ class StreamProcessor:
                     track = self.tracks[face.track] = self._new_track(face)
                 track.last_seen, track.last_obs, track.last_face = face.t, obs, face
                 track.ring.push(face.index, face.t, face.image, frame.captured)  # in place: no copy
+                if track.points is not None:  # the slot just pushed to
+                    track.points[(track.ring.slot(face.index) or 0)] = face.points68
             if self.evm is not None:  # every track of the frame in one call (one GPU batch with cuda)
                 t1 = time.perf_counter()
                 ids = [face.track for _, face in found]
@@ -372,6 +407,10 @@ class StreamProcessor:
             for _, face in found:
                 track = self.tracks[face.track]
                 watched = track.magnified if self.config.spot_input == "magnified" else None
+                if not track.rebased and face.t - track.born >= self.config.face.landmark_warmup_s:
+                    # landmarks every frame -> every landmark_every-th: the crops shift a little
+                    track.spotter.rebase()
+                    track.rebased = True
                 track.waiting += track.spotter.update(face.index, face.t, face.image if watched is None else watched)
             self.clock.add("spot", (time.perf_counter() - t2) * 1e3)
         self._last = frame
@@ -474,6 +513,13 @@ class StreamProcessor:
                 "interval %s of track %d is older than the ring buffer; raise buffer_seconds", interval, track_id
             )
             return None
+        crops = None
+        if track.points is not None:
+            indices, _, images = track.ring.sequence(int(track.ring.indices[onset_slot]), interval.offset)
+            if len(indices) < 2:  # a one-frame interval: onset and apex crops, as the pair models get
+                indices, images = np.array([indices[0], apex[0]]), np.stack([images[0], apex[2]])
+            k = min(max(int(np.searchsorted(indices, apex[0])), 1), len(indices) - 1)
+            crops = IntervalCrops(images, k, track.points[onset_slot].copy(), track.fps)
         return Spotted(
             self.stream,
             track_id,
@@ -484,6 +530,7 @@ class StreamProcessor:
             float(track.ring.captured[onset_slot]),
             offset_captured,
             time.monotonic(),
+            crops,
         )
 
 
@@ -558,7 +605,7 @@ class EventStage(threading.Thread):
         if self.recognizer is None:
             return None, None
         try:
-            return self.recognizer.classify([(p.onset, p.apex) for p in items]), None
+            return self.recognizer.classify([p.recognition_input() for p in items]), None
         except Exception as e:  # the events still go out, unlabelled, with the reason
             self.recognition_errors += len(items)
             self.metrics.recognition_errors.labels(model=self.recognizer.name).inc(len(items))

@@ -1,8 +1,10 @@
-"""Recognition of spotted intervals: onset->apex crops -> model input -> engine -> class probabilities.
+"""Recognition of spotted intervals: aligned crops -> model input -> engine -> class probabilities.
 
-The live path runs the models whose input is built from an interval's onset and apex crops: the RCN
-family (the 3-channel flow + strain map, 60x60 by default) and STRCN-G (2-channel flow, 300x245).
-Items from every track and stream are batched into one engine call.
+Every registered model runs live. Its input is made by :mod:`realtime_mer.inputs`, the definitions
+the trainer caches with: the RCN family and STRCN-G from the onset and apex crops, STRCN-A (EVM at the
+checkpoint's test factor, then the difference-heat-map mask), the region CNN-LSTM (six regions fixed
+from the onset crop's points, resampled to its window) and DTSCNN (flow sequences at 64 and 128 flows)
+from every crop of the interval. Items from every track and stream are batched into one engine call.
 """
 
 from __future__ import annotations
@@ -12,17 +14,23 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from .config import settings
-from .errors import UserError
-from .flow import FlowMethod, flow_strain_map, strcn_g_input
+from .flow import FlowMethod
+from .inputs import STATE_INPUTS, InputSettings, input_def, input_kind, magnify_sequence, model_input
+from .types import IntervalCrops
 
 log = logging.getLogger(__name__)
 
-LIVE_FAMILIES = ("rcn", "strcn-g")
+
+def needs_sequence(model: str) -> bool:
+    """Whether registry model ``model`` reads every crop of an interval (not only onset and apex)."""
+    from .models import get_spec
+
+    return not input_def(input_kind(model, get_spec(model).family)).pair
 
 
 @settings
@@ -33,7 +41,7 @@ class RecognizeConfig:
         model: registry name (``realtime-mer models``), or None to spot without recognizing.
         weights: a checkpoint path, or ``"default"`` for the weights shipped in the package.
         engine: ``auto`` (TensorRT, else ONNX Runtime, else torch), or one backend by name.
-        flow: optical-flow method for the onset->apex map.
+        flow: optical-flow method of the flow inputs (RCN, STRCN-G, DTSCNN).
         max_batch: most intervals recognized in one engine call.
     """
 
@@ -59,7 +67,7 @@ class Recognition:
 
 
 class Recognizer:
-    """Loads a checkpoint into an engine and classifies onset/apex crop pairs in batches."""
+    """Loads a checkpoint into an engine and classifies spotted intervals in batches."""
 
     def __init__(self, config: RecognizeConfig) -> None:
         from .engines import make_engine
@@ -69,45 +77,52 @@ class Recognizer:
             raise ValueError("RecognizeConfig.model is None: there is nothing to load")
         path = _weights_path(config)
         model, meta = load_checkpoint(path, expected_model=config.model)
-        family = "strcn-g" if meta.model == "strcn-g" else _family(meta.model)
-        if family not in LIVE_FAMILIES:
-            raise UserError(
-                f"model {meta.model!r} needs frame sequences, which the live path does not assemble; "
-                f"live recognizers: the RCN family (rcn, rcn-a, rcn-s, rcn-w, rcn-p, rcn-c, rcn-f) and strcn-g"
-            )
-        self.family = family
+        self.kind = input_kind(meta.model, _family(meta.model))
+        self.input = input_def(self.kind)
         self.meta = meta
         self.config = config
-        self.input_name = meta.inputs[0].name
-        h, w = meta.inputs[0].shape[-2:]
-        self.input_hw = (h, w)
+        pre = meta.training.get("preprocess", {}) if isinstance(meta.training, dict) else {}
+        alpha = float(pre.get("test_alpha", 0.0)) if self.input.magnified else 0.0
+        shapes = {t.name: tuple(t.shape) for t in meta.inputs if t.name not in STATE_INPUTS}
+        self.settings = InputSettings(shapes, config.flow, None, alpha)
+        self.states = {t.name: tuple(t.shape) for t in meta.inputs if t.name in STATE_INPUTS}
         self.engine = make_engine(config.engine, model=model, meta=meta)
-        log.info("recognizer: %s from %s on %s", meta.model, path, self.engine.describe())
+        log.info("recognizer: %s (%s input) from %s on %s", meta.model, self.kind, path, self.engine.describe())
 
     @property
     def name(self) -> str:
         return self.meta.model
 
-    def make_input(self, onset: np.ndarray, apex: np.ndarray) -> np.ndarray:
-        """The model input of one interval: ``(C, h, w)`` float32 from two ``(H, W, 3)`` uint8 crops."""
-        if self.family == "strcn-g":
-            return strcn_g_input(onset, apex, size=self.input_hw, method=self.config.flow)
-        m = flow_strain_map(onset, apex, size=self.input_hw, method=self.config.flow)
-        return np.ascontiguousarray(m.transpose(2, 0, 1))
+    @property
+    def needs_sequence(self) -> bool:
+        """Whether :meth:`classify` needs every crop of an interval, not only onset and apex."""
+        return not self.input.pair
 
-    def classify(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[Recognition]:
-        """Classify onset/apex pairs; one engine call per ``max_batch`` pairs."""
+    def make_input(self, item: IntervalCrops | tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+        """The model inputs of one interval (name -> array without the batch axis)."""
+        if isinstance(item, tuple):
+            item = IntervalCrops(item, 1)
+        crops: Any = item.frames
+        if self.settings.alpha:
+            crops = magnify_sequence(np.asarray(crops), self.settings.alpha, item.fps)
+        return model_input(self.kind, self.settings, crops, item.apex, item.points68)
+
+    def classify(self, items: Sequence[IntervalCrops | tuple[np.ndarray, np.ndarray]]) -> list[Recognition]:
+        """Classify intervals (``(onset, apex)`` crop pairs are enough for the pair models); one engine
+        call per ``max_batch`` items."""
         from .engines import probabilities
 
         out: list[Recognition] = []
-        for start in range(0, len(pairs), self.config.max_batch):
-            chunk = pairs[start : start + self.config.max_batch]
+        for start in range(0, len(items), self.config.max_batch):
+            chunk = items[start : start + self.config.max_batch]
             t0 = time.perf_counter()
-            x = np.stack([self.make_input(a, b) for a, b in chunk])
-            t1 = time.perf_counter()
-            p = probabilities(self.engine.predict({self.input_name: x}))
-            t2 = time.perf_counter()
+            made = [self.make_input(item) for item in chunk]
             n = len(chunk)
+            x = {k: np.stack([m[k] for m in made]) for k in made[0]}
+            x.update({k: np.zeros((n, *shape), np.float32) for k, shape in self.states.items()})
+            t1 = time.perf_counter()
+            p = probabilities(self.engine.predict(x))
+            t2 = time.perf_counter()
             for row in p:
                 k = int(np.argmax(row))
                 out.append(
@@ -121,10 +136,13 @@ class Recognizer:
         return out
 
     def warm_up(self, size: tuple[int, int] = (128, 128)) -> None:
-        """One classification of a blank pair of ``size = (w, h)`` crops: the engine's first call
+        """One classification of a blank interval of ``size = (w, h)`` crops: the engine's first call
         (allocations, kernel selection) happens now, not on the first live event."""
-        blank = np.zeros((size[1], size[0], 3), np.uint8)
-        self.classify([(blank, blank)])
+        frames = np.zeros((8, size[1], size[0], 3), np.uint8)
+        frames[4:] = 1
+        points = np.zeros((68, 2), np.float32)
+        points[:] = (size[0] / 2, size[1] / 2)  # every region centred: valid boxes
+        self.classify([IntervalCrops(frames, 4, points)])
 
     def close(self) -> None:
         self.engine.close()

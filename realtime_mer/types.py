@@ -107,6 +107,24 @@ class Interval:
 
 
 @dataclass(frozen=True, slots=True)
+class IntervalCrops:
+    """What recognition gets of one spotted interval (:meth:`realtime_mer.recognize.Recognizer.classify`).
+
+    Attributes:
+        frames: ``(T, h, w, 3)`` uint8 aligned crops from onset to offset, or only ``(onset, apex)``
+            for models that read those two (the RCN family, STRCN-G).
+        apex: index of the apex crop in ``frames``.
+        points68: ``(68, 2)`` float32 points of the onset crop (the region CNN-LSTM's boxes), or None.
+        fps: the stream's frame rate, Hz (EVM of STRCN-A's crops).
+    """
+
+    frames: np.ndarray | tuple[np.ndarray, ...]
+    apex: int
+    points68: np.ndarray | None = None
+    fps: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """What the tool reports: a spotted interval, and its recognition when a model ran.
 

@@ -306,6 +306,16 @@ def test_dtscnn_table_2_sizes_and_fusion():
     torch.testing.assert_close(fused, torch.where(pick64[:, None], z64, z128))
 
 
+def test_dtscnn_rate_feeds_each_stream_its_flows_times_its_length():
+    plain, rate = build_model("dtscnn").eval(), build_model("dtscnn", {"rate": True}).eval()
+    rate.load_state_dict(plain.state_dict())  # the option adds no parameter
+    f64, f128 = get_spec("dtscnn").example_inputs(1, seed=5)
+    f64, f128 = f64 * 0.01, f128 * 0.01  # sub-pixel flows
+    with torch.no_grad():
+        for a, b in zip(rate(f64, f128), plain(f64 * 64, f128 * 128)):
+            torch.testing.assert_close(a, b)
+
+
 # ---------------------------------------------------------------- stats
 
 

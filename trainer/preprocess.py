@@ -12,10 +12,8 @@ Per sample (the live path's functions, so training sees what the pipeline sees):
    at each ``alpha`` (0: none) over the kept frames (:func:`realtime_mer.train.augment.keep_indices`);
 4. the apex: the labelled one (the nearest kept frame), or where there is none (or ``apex="strcn"``)
    seed 001's rule ``argmax_t std(I_t - I_onset)`` on the aligned grey frames;
-5. the model input (:mod:`realtime_mer.flow`): ``rcn`` ``flow_strain_map`` (3, h, w); ``strcn-g``
-   ``strcn_g_input`` (2, h, w); ``strcn-a`` ``strcn_a_input`` (3, d2, T); ``regions``
-   ``region_sequences`` of the six regions (:func:`realtime_mer.face.regions.regions` on the onset
-   frame's points), resampled to T frames; ``dtscnn`` ``dtscnn_input`` at both lengths.
+5. the model input: :func:`realtime_mer.inputs.model_input`, the definitions the live recognizer
+   uses too (``rcn``, ``strcn-g``, ``strcn-a``, ``regions``, ``dtscnn``).
 
 Pre-computed flow images (``flowimages``) are only read (RGB = channels 0, 1, 2 = u, v, strain, as
 the RCN authors' PNGs) and resized.
@@ -47,19 +45,12 @@ from tqdm import tqdm
 from realtime_mer.config import settings
 from realtime_mer.errors import UserError
 from realtime_mer.files import atomic_path, cache_dir
-from realtime_mer.flow import STRCN_A_SIZE, FlowMethod
+from realtime_mer.flow import FlowMethod
+from realtime_mer.inputs import STATE_INPUTS, InputKind, InputSettings, input_kind, magnify_sequence, model_input
 from realtime_mer.train.augment import keep_indices, variant_grid
 from realtime_mer.train.datasets import Dataset, Sample
 
 CACHE_VERSION = 1
-InputKind = Literal["rcn", "strcn-g", "strcn-a", "regions", "dtscnn"]
-INPUT_OF_MODEL: dict[str, InputKind] = {
-    "strcn-g": "strcn-g",
-    "strcn-a": "strcn-a",
-    "region-lstm": "regions",
-    "dtscnn": "dtscnn",
-}
-"""Registry name (or family) -> input kind; every ``rcn*`` model takes ``rcn``."""
 
 
 class PreprocessError(UserError, ValueError):
@@ -111,6 +102,10 @@ class PreprocessConfig:
         except ValueError as e:
             raise PreprocessError(str(e)) from None
 
+    def input_settings(self) -> InputSettings:
+        """What :func:`realtime_mer.inputs.model_input` needs of this config (the test variant's alpha)."""
+        return InputSettings(dict(self.shapes), self.flow_method, self.flow_preset, self.test_alpha)
+
     @property
     def variants(self) -> list[tuple[float, float]]:
         return variant_grid(self.alphas, self.keep_ratios, self.test_alpha)
@@ -121,20 +116,12 @@ class PreprocessConfig:
         return hashlib.sha256(doc.encode()).hexdigest()[:16]
 
 
-def input_kind(model: str, family: str) -> InputKind:
-    """The input kind a registered model eats."""
-    return INPUT_OF_MODEL.get(model) or INPUT_OF_MODEL.get(family) or "rcn"
-
-
 def config_for(spec: Any, model_config: dict[str, Any] | None = None, **options: Any) -> PreprocessConfig:
     """The :class:`PreprocessConfig` of registered model ``spec`` (a ``ModelSpec``) built with
     ``model_config``; ``options`` set the other fields. Inputs fed with zeros (the region model's
     LSTM state ``h0``, ``c0``) are left out of ``shapes``."""
     shapes = {t.name: tuple(t.shape) for t in spec.inputs(model_config) if t.name not in STATE_INPUTS}
     return PreprocessConfig(input=input_kind(spec.name, spec.family), shapes=shapes, **options)
-
-
-STATE_INPUTS = ("h0", "c0")
 
 
 # ---------------------------------------------------------------- reading frames
@@ -223,46 +210,6 @@ def strcn_apex(grey: np.ndarray) -> int:
     return int(np.argmax((g - g[0]).reshape(len(g), -1).std(axis=1)))
 
 
-def _magnified(crops: np.ndarray, alpha: float, fps: float) -> np.ndarray:
-    """``crops`` ``(T, h, w, 3)`` uint8 magnified by EVM at ``alpha``: float32 in [0, 1]; ``alpha = 0``
-    returns ``crops`` themselves (uint8, as the live path hands them to the flow)."""
-    if alpha == 0:
-        return crops
-    from realtime_mer.magnify import MagnifyConfig, make_magnifier
-
-    mag = make_magnifier(MagnifyConfig(alpha=alpha), crops.shape[1:], fps)
-    return np.stack([mag.process(f).copy() for f in crops])
-
-
-def _model_input(cfg: PreprocessConfig, seq: np.ndarray, apex: int, points68: np.ndarray) -> dict[str, np.ndarray]:
-    """One variant's inputs from the kept (magnified) frames ``seq`` ``(T, h, w, 3)`` (uint8, or float32
-    in [0, 1]), the apex index into them and the onset crop's ``(68, 2)`` points."""
-    from realtime_mer import flow
-
-    onset_img, apex_img = seq[0], seq[apex]
-    (name, shape), *_ = cfg.shapes.items()
-    if cfg.input == "rcn":
-        m = flow.flow_strain_map(onset_img, apex_img, tuple(shape[1:]), cfg.flow_method, cfg.flow_preset)
-        return {name: np.ascontiguousarray(m.transpose(2, 0, 1))}
-    if cfg.input == "strcn-g":
-        return {name: flow.strcn_g_input(onset_img, apex_img, tuple(shape[1:]), cfg.flow_method, cfg.flow_preset)}
-    if cfg.input == "strcn-a":
-        p = shape[1] / (STRCN_A_SIZE[0] * STRCN_A_SIZE[1])
-        return {name: flow.strcn_a_input(seq, p=p, size=STRCN_A_SIZE, length=shape[2])}
-    if cfg.input == "dtscnn":
-        return {
-            n: flow.dtscnn_input(seq, length=s[1], size=tuple(s[2:]), method=cfg.flow_method, preset=cfg.flow_preset)
-            for n, s in cfg.shapes.items()
-        }
-    from realtime_mer.face.regions import regions
-
-    boxes = regions(points68, cfg.face_size)
-    sizes = [tuple(cfg.shapes[b[0]][2:]) for b in boxes]
-    seqs = flow.region_sequences(seq, boxes, sizes)
-    length = shape[0]
-    return {k: flow.temporal_interpolate(v, length) for k, v in seqs.items()}
-
-
 def _apex_index(cfg: PreprocessConfig, sample: Sample, grey: np.ndarray, numbers: np.ndarray) -> int:
     """Index into the kept frames ``numbers`` of the apex (labelled, or by :func:`strcn_apex`)."""
     labelled = sample.apex if cfg.apex != "strcn" else None
@@ -307,12 +254,12 @@ def prepare_sample(sample: Sample, cfg: PreprocessConfig) -> dict[str, np.ndarra
     for alpha, ratio in cfg.variants:
         keep = keep_indices(len(crops), ratio, rng)
         if alpha not in magnified:
-            magnified[alpha] = _magnified(crops, alpha, fps)
+            magnified[alpha] = magnify_sequence(crops, alpha, fps)
         # EVM runs over the whole clip; the kept frames are picked from its output
         a = _apex_index(cfg, sample, grey[keep], numbers[keep])
         a = max(a, 1) if len(keep) > 1 else 0
         apexes.append(int(numbers[keep][a]))
-        for k, v in _model_input(cfg, magnified[alpha][keep], a, points68).items():
+        for k, v in model_input(cfg.input, cfg.input_settings(), magnified[alpha][keep], a, points68).items():
             out.setdefault(k, []).append(v.astype(np.float32, copy=False))
     arrays = {k: np.stack(v) for k, v in out.items()}
     arrays["variants"] = np.asarray(cfg.variants, np.float32)

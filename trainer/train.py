@@ -59,6 +59,8 @@ class TrainConfig:
             epoch with nine-crop jitter (sequence inputs only); ``"none"``.
         per_class: clips a class for ``balance="nine-crop"``.
         val_fraction: share of the training subjects held out to pick the epoch (0: last epoch).
+        init: checkpoint file every fold and the final model start from (``mer-train --init``;
+            checked by :func:`realtime_mer.train.experiment.check_init`); ``None``: fresh weights.
         threads: torch threads of a fold (1: these small models train fastest on one thread a
             fold, and more threads than free cores makes torch's OpenMP spin: 80x slower measured
             on the shared 2-core machine; parallelise with ``--jobs`` instead).
@@ -77,6 +79,7 @@ class TrainConfig:
     per_class: int = 500
     val_fraction: float = 0.0
     threads: int = 1
+    init: str | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch < 1 or self.lr <= 0:
@@ -216,7 +219,12 @@ def train_fold(
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = build_model(model_name, model_config).to(device)
+    model = build_model(model_name, model_config)
+    if cfg.init:
+        from realtime_mer.models.checkpoint import load_checkpoint
+
+        model.load_state_dict(load_checkpoint(cfg.init, expected_model=model_name)[0].state_dict())
+    model = model.to(device)
     names = input_names(model_name, model_config)
     states = _state_shapes(model_name, model_config)
     k = len(classes)

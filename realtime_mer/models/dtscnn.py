@@ -24,6 +24,12 @@ stream's probabilities.
 Parameters (C = 2, K = 3): 742,374 (stream 64: 370,035; stream 128: 372,339). FLOPs
 (:mod:`realtime_mer.models.stats`, batch 1, 2 per multiply-accumulate): 1.536 G (0.669 G + 0.867 G).
 
+``rate`` (default off) multiplies each stream's flows by its length L inside the model: the
+displacement per interval instead of per interpolated frame, so that both streams see the same
+magnitudes. Sub-pixel micro-expression flows between adjacent interpolated frames are hundredths of
+a pixel; the paper's colour coding normalises their magnitude, raw (u, v) at that scale leave the
+first convolution with near-zero inputs (the shipped synthetic weights use it).
+
 Deviations: the paper feeds 3-channel flow images (64 x 96 x 112 x 3, probably colour-coded flow);
 here C defaults to the two raw flow components (set ``in_channels: 3`` for u, v, magnitude or a
 colour code). The paper trains the streams separately and classifies the Pool4 features with a
@@ -54,6 +60,7 @@ class DTSCNNStream(nn.Module):
         length: int = 64,
         input_size: tuple[int, int] = (112, 96),
         dropout: float = 0.5,
+        rate: bool = False,
     ) -> None:
         super().__init__()
         if length % 32:
@@ -77,12 +84,15 @@ class DTSCNNStream(nn.Module):
         if fh < 1 or fw < 1:
             raise ValueError(f"input size {h}x{w} is too small for DTSCNN: at least 31x31 is needed")
         self.length = length
+        self.scale = float(length) if rate else 1.0
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(128 * fh * fw, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5 or x.shape[2] != self.length:
             raise ValueError(f"DTSCNN stream {self.length} expects (N, C, {self.length}, H, W), got {tuple(x.shape)}")
+        if self.scale != 1.0:
+            x = x * self.scale
         return self.fc(self.drop(self.features(x).flatten(1)))
 
 
@@ -98,10 +108,11 @@ class DTSCNN(nn.Module):
         num_classes: int = 3,
         input_size: tuple[int, int] = (112, 96),
         dropout: float = 0.5,
+        rate: bool = False,
     ) -> None:
         super().__init__()
         self.streams = nn.ModuleList(
-            DTSCNNStream(in_channels, num_classes, n, (input_size[0], input_size[1]), dropout) for n in LENGTHS
+            DTSCNNStream(in_channels, num_classes, n, (input_size[0], input_size[1]), dropout, rate) for n in LENGTHS
         )
 
     def forward(self, flow64: torch.Tensor, flow128: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -112,7 +123,7 @@ class DTSCNN(nn.Module):
 
 
 def _build(cfg: dict[str, Any]) -> DTSCNN:
-    return DTSCNN(cfg["in_channels"], cfg["num_classes"], tuple(cfg["input_size"]), cfg["dropout"])
+    return DTSCNN(cfg["in_channels"], cfg["num_classes"], tuple(cfg["input_size"]), cfg["dropout"], cfg["rate"])
 
 
 _SOURCE = "realtime_mer.flow.dtscnn_input"
@@ -134,7 +145,7 @@ register(
         build=_build,
         input_spec=_inputs,
         outputs=("logits", "logits64", "logits128"),
-        default_config={"in_channels": 2, "num_classes": 3, "input_size": [112, 96], "dropout": 0.5},
+        default_config={"in_channels": 2, "num_classes": 3, "input_size": [112, 96], "dropout": 0.5, "rate": False},
         doc="seed 004 (Front. Psychol. 2017) Table 2, DTSCNN: flow64 (2, 64, 112, 96) + flow128 (2, 128, 112, 96)",
     )
 )
