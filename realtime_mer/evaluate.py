@@ -20,6 +20,7 @@ The fixed development and report sets are :data:`EVAL_SETS` (docs/spotting.md sa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tempfile
@@ -29,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +38,9 @@ from .capture import open_source
 from .pipeline import PipelineConfig, StreamProcessor, merge_config
 from .spotting import SpotScore, interval_iou, match_intervals
 from .types import Frame, Interval
+
+if TYPE_CHECKING:
+    from .synth import SynthConfig
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +50,8 @@ APEX_FIGURES = ("apex_median_frames", "apex_mean_frames", "apex_median_ms", "ape
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
 Span = tuple[int, int, int, str]
-"""``(onset, apex, offset, kind)``: inclusive frame numbers and ``micro``/``macro``/``blink``."""
+"""``(onset, apex, offset, kind)``: inclusive frame numbers and a planted kind (``micro``, ``macro``, or a
+distractor: ``blink``, ``talk``, ``head``; :data:`realtime_mer.synth.config.KINDS`)."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,8 @@ class KindScore:
         apex_ms: the same in milliseconds (at each clip's frame rate).
         fp: false positives by what they lie on: ``own_kind`` (a planted event of their kind, but
             with IoU < 0.5 or already matched), ``other_kind`` (the other expression kind),
-            ``blink``, ``nothing``.
+            a distractor's kind (``blink``, ``talk``: a talking bout, ``head``: a nod or turn),
+            ``nothing``.
         fn: missed truths by what was spotted on them: ``other_kind`` (the other kind, IoU >= 0.5),
             ``misplaced`` (something overlaps, IoU < 0.5), ``nothing``.
     """
@@ -199,7 +205,8 @@ class SpotReport:
             if ks.fp or ks.fn:
                 other = KINDS[1 - KINDS.index(k)]
                 fp = {"own_kind": f"on a {k} event, IoU < 0.5 or a duplicate", "other_kind": f"on a {other} event",
-                      "blink": "on a blink", "nothing": "on nothing planted"}  # fmt: skip
+                      "blink": "on a blink", "talk": "on talking", "head": "on a nod or turn",
+                      "nothing": "on nothing planted"}  # fmt: skip
                 fn = {"other_kind": f"spotted as {other}", "misplaced": "overlapped, IoU < 0.5",
                       "nothing": "nothing spotted"}  # fmt: skip
                 out.append(f"{k} errors: FP {_causes(ks.fp, fp)}; FN {_causes(ks.fn, fn)}")
@@ -286,28 +293,34 @@ def evaluate_dataset(data: str | Path, config: PipelineConfig, workers: int = 1)
 # -- synthetic sets per seed ---------------------------------------------------------------------------
 
 
-def synth_set(root: Path, seed: int, clips: int, fps: float) -> Path:
-    """The default ``realtime-mer synth`` set of ``clips`` clips at ``fps`` for ``seed``, under ``root``.
+def synth_set(root: Path, seed: int, clips: int, fps: float, synth: SynthConfig | None = None) -> Path:
+    """The ``realtime-mer synth`` set of ``clips`` clips at ``fps`` for ``seed`` (default generator
+    settings, or ``synth``), under ``root``.
 
     A folder already there is reused when its ``dataset.json`` says it was written with the same
     seed, clip count, frame rate and generator settings (a change of the generator's code is not
-    seen: remove the folder then); else it is written anew.
+    seen: remove the folder then); else it is written anew. Non-default settings get a folder of
+    their own (named with a hash of the settings).
     """
     from .synth import SynthConfig, write_dataset
 
-    out = root / f"seed{seed}-{clips}clips-{fps:g}fps"
-    settings = json.loads(json.dumps(asdict(SynthConfig())))
+    synth = synth or SynthConfig()
+    settings = json.loads(json.dumps(asdict(synth)))
+    tag = ""
+    if synth != SynthConfig():
+        tag = "-" + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    out = root / f"seed{seed}-{clips}clips-{fps:g}fps{tag}"
     meta = out / "dataset.json"
     if meta.is_file():
         d = json.loads(meta.read_text())
         if (d.get("seed"), d.get("fps"), len(d.get("clips", [])), d.get("config")) == (seed, fps, clips, settings):
             log.info("reusing %s", out)
             return out
-    write_dataset(out, clips=clips, fps=fps, seed=seed)
+    write_dataset(out, clips=clips, fps=fps, seed=seed, config=synth)
     return out
 
 
-def _synth_one(args: tuple[Path, int, int, float]) -> Path:
+def _synth_one(args: tuple[Path, int, int, float, SynthConfig | None]) -> Path:
     return synth_set(*args)
 
 
@@ -603,6 +616,7 @@ def run_evaluation(
     workers: int = 1,
     synth_dir: str | Path | None = None,
     eval_set: str | None = None,
+    synth: SynthConfig | None = None,
 ) -> Evaluation:
     """Score the sets in ``data`` and one default synthetic set per seed, and the alarm rate on ``negatives``.
 
@@ -614,13 +628,14 @@ def run_evaluation(
         workers: processes sharing the generation, the clips and the negatives.
         synth_dir: where generated sets go and are reused; ``None``: a temporary folder, removed.
         eval_set: the name of the fixed set these are (for the report only).
+        synth: generator settings of the sets made for ``seeds`` (default: the generator's defaults).
     """
     from .synth import load_ground_truth
 
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="eval-spotting-") as tmp:
         root = Path(synth_dir) if synth_dir is not None else Path(tmp)
-        made = list(_map(_synth_one, [(root, s, clips, fps) for s in seeds], workers))
+        made = list(_map(_synth_one, [(root, s, clips, fps, synth) for s in seeds], workers))
         named = [(str(d), str(d), None) for d in data] + [(f"seed {s}", str(d), s) for s, d in zip(seeds, made)]
         truths = [list(load_ground_truth(d).values()) for _, d, _ in named]
         jobs = [(t, config) for ts in truths for t in ts]

@@ -25,15 +25,17 @@ class Mp4Writer:
         fps: frame rate (a fraction is derived, e.g. 29.97 -> 30000/1001).
         size: ``(width, height)``, even numbers.
         crf: libx264 constant rate factor (0 lossless).
+        intra: every frame coded on its own (a GOP of one frame), as a camera that stores JPEG
+            frames; else H.264's usual prediction from earlier frames.
     """
 
-    def __init__(self, path: Path, fps: float, size: tuple[int, int], crf: int):
+    def __init__(self, path: Path, fps: float, size: tuple[int, int], crf: int, intra: bool = False):
         self._container = av.open(str(path), "w")
         rate = Fraction(fps).limit_denominator(1001)
         self._stream = self._container.add_stream("libx264", rate=rate)
         self._stream.width, self._stream.height = size
         self._stream.pix_fmt = "yuv420p"
-        self._stream.options = {"crf": str(crf), "preset": "veryfast"}
+        self._stream.options = {"crf": str(crf), "preset": "veryfast", **({"g": "1"} if intra else {})}
         self._i420 = np.empty((size[1] * 3 // 2, size[0]), np.uint8)
         self._n = 0
 

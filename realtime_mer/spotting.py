@@ -47,15 +47,44 @@ amplifies the sensor and compression noise as much as the movement):
    ``offset = 2 t_half_fall - apex``; a fixed level would cut weak movements short and stretch
    strong ones. Its duration ``(offset - onset) / fps`` (the ground truth's convention) up to
    ``micro_max_s`` is ``"micro"``, longer ``"macro"`` (reported when ``report_macro``). A movement
-   still in progress after ``macro_max_s`` is a lasting change (head pose, lighting, an expression
-   held on): it is dropped and the spotter learns the face anew (warm-up). At the end of the
-   stream a movement is reported only if it has already fallen below half its peak.
+   still in progress after ``macro_max_s`` (an expression held on, a face that keeps moving) is
+   reported then as a ``"macro"`` from its onset to that frame, and the spotter learns the face
+   anew (warm-up), so a held expression becomes the new neutral. At the end of the stream a
+   movement is reported only if it has already fallen below half its peak.
 7. **Blinks** last as long as micro-expressions. Given the eye fissures (``eyes`` mask, e.g.
    :func:`eye_mask` of the track's first landmarks), a movement of micro length during which the
    fissures change by at least ``blink_level`` of their own contrast (rms of ``D`` over the
-   fissures / std of the reference there: 0.9-2.0 for the synthetic blinks, at most 0.6 for
-   micro-expressions with lid movements such as AU7) is a blink and is not reported; so is such
+   fissures / std of the reference there: 0.9-2.0 for the synthetic blinks, up to 0.8 for
+   micro-expressions with lid movements such as a 3 px AU7, hence 0.85) is a blink and is not
+   reported; so is such
    a movement up to ``blink_max_s`` (a blink the half-peak placement stretched past micro length).
+
+8. **Repeated movements** are not micro-expressions. Talking opens and closes the mouth several
+   times a second, each syllable as short as a micro-expression; chewing and tics repeat too. A
+   micro-expression is a single, isolated movement. The pattern of each movement (its block
+   scores at the apex above ``low``, ``max(z_b - low, 0)``) is kept for ``repeat_window_s``; a
+   movement whose pattern is like one of those (cosine similarity at least
+   ``repeat_similarity``, over the blocks in use) of at least a third of its strength repeats it
+   and is not reported as micro (a macro-length one still is a macro); blinks are not kept. Each
+   block also keeps a count of the movements it took part in (``z_b`` at least ``low`` and a
+   quarter of the peak), decaying with the time constant ``busy_tau_s``; a block whose count
+   reaches ``busy_level`` is left out of the statistic while it stays there (it is still counted
+   when it moves with a movement of other blocks, so it stays busy while the talking goes on), so
+   a micro-expression elsewhere on the face, e.g. of the brows while the person talks, is still
+   seen on its own. The first movement of a bout is not yet a repeat: the rule works from the
+   past only, so no event waits for the future.
+9. **Large short movements** are not micro-expressions either: a micro-expression is subtle, a
+   syllable, a grimace flashed on purpose or a gesture is not. Given the inter-ocular distance of
+   the crop (``iod_px``), the displacement of a micro-length movement is measured once, when it
+   closes: DIS optical flow from the reference to the face at the apex, averaged over cells of an
+   eighth of the inter-ocular distance, its largest cell inside the mask. Above ``micro_max_iod``
+   inter-ocular distances (0.05, about 4 px at a 200 px wide face; planted micro-expressions
+   move 0.5-3 px, speech opens the jaw by more) the movement is not reported as micro.
+10. **Head movements.** The similarity that aligns the crops cannot undo the foreshortening of a
+   nod or a turn, which leaves a smooth, nearly affine field over the whole face; an expression
+   moves parts of it. A movement whose largest 5 % of flow vectors (the same flow as step 9) one
+   affine motion explains to a share of ``rigid_share`` or more is the head moving: it is not
+   reported, micro or macro.
 
 Why not a lagged reference ``I_t - I_{t-k}``: it shows every movement twice, the second time when
 the reference frame passes through it.
@@ -83,6 +112,7 @@ from realtime_mer.types import EventKind, Interval
 from .config import settings
 
 _MAD_TO_STD = 1.4826  # median absolute deviation -> standard deviation, Gaussian
+_PATTERNS = 16  # movement patterns kept for the repeat rule (more than fit in repeat_window_s of speech)
 
 
 @settings
@@ -119,6 +149,17 @@ class SpotConfig:
         mask_axes: ellipse width and height as fractions of the crop's width and height.
         min_block_cover: a block counts only if at least this fraction of its pixels is in the mask.
         history_len: number of recent ``sigma`` values kept (display, onset/offset placement).
+        repeat_window_s: how long a movement's pattern is kept to recognise its repeats (step 8), s.
+        repeat_similarity: cosine similarity of two movements' block patterns that makes the later
+            one a repeat (not micro); 0 turns the rule off.
+        busy_tau_s: time constant of the per-block counts of recent movements, s.
+        busy_level: count at which a block is left out of the statistic (0: never).
+        micro_max_iod: largest displacement of a micro-expression, inter-ocular distances (step 9;
+            needs ``iod_px``); 0 turns the rule off.
+        rigid_share: share of a movement's flow explained by one affine motion that makes it a
+            head movement, not reported (step 10); 0 turns the rule off.
+        min_move_iod: smallest displacement of an expression, inter-ocular distances (step 9;
+            needs ``iod_px``): below it nothing moved (0 turns the rule off).
     """
 
     micro_min_s: float = 0.065
@@ -138,12 +179,19 @@ class SpotConfig:
     blocks: tuple[int, int] = (8, 8)
     top_k: int = 6
     block_step: int = 2
-    blink_level: float = 0.75
+    blink_level: float = 0.85
     blink_max_s: float = 1.0
     mask: Literal["ellipse", "full"] = "ellipse"
     mask_axes: tuple[float, float] = (1.0, 1.0)
     min_block_cover: float = 0.5
     history_len: int = 1024
+    repeat_window_s: float = 1.0
+    repeat_similarity: float = 0.7
+    busy_tau_s: float = 2.0
+    busy_level: float = 0.6
+    micro_max_iod: float = 0.03
+    rigid_share: float = 0.93
+    min_move_iod: float = 0.002
 
     def __post_init__(self) -> None:
         if not 0 < self.micro_min_s < self.micro_max_s < self.macro_max_s:
@@ -177,6 +225,23 @@ class SpotConfig:
             raise ValueError(f"min_block_cover must be in (0, 1], got {self.min_block_cover}")
         if self.history_len < 8:
             raise ValueError(f"history_len must be at least 8, got {self.history_len}")
+        if self.micro_max_iod < 0:
+            raise ValueError(f"micro_max_iod must be >= 0 (0 = off), got {self.micro_max_iod}")
+        if self.min_move_iod < 0 or self.min_move_iod >= (self.micro_max_iod or np.inf):
+            raise ValueError(
+                f"min_move_iod must be >= 0 and below micro_max_iod, got {self.min_move_iod}, {self.micro_max_iod}"
+            )
+        if not 0 <= self.rigid_share <= 1:
+            raise ValueError(f"rigid_share must be in [0, 1] (0 = off), got {self.rigid_share}")
+        if self.repeat_window_s <= 0 or self.busy_tau_s <= 0:
+            raise ValueError(
+                f"repeat_window_s and busy_tau_s must be positive, got {self.repeat_window_s}, {self.busy_tau_s}"
+            )
+        if not 0 <= self.repeat_similarity <= 1 or self.busy_level < 0:
+            raise ValueError(
+                "repeat_similarity must be in [0, 1] and busy_level >= 0 (0 = off), got "
+                f"{self.repeat_similarity}, {self.busy_level}"
+            )
 
 
 @dataclass(frozen=True)
@@ -215,6 +280,12 @@ def eye_mask(shape: tuple[int, int], points68: np.ndarray, margin_px: int = 2) -
     return m.astype(bool)
 
 
+def inter_ocular(points68: np.ndarray) -> float:
+    """Distance between the eye centres (means of points 36-41 and 42-47 of ``points68`` ``(68, 2)``), px."""
+    pts = np.asarray(points68, np.float64)
+    return float(np.hypot(*(pts[42:48].mean(0) - pts[36:42].mean(0))))
+
+
 class Spotter:
     """Streaming spotter of one face track (see the module docstring for the algorithm).
 
@@ -225,6 +296,8 @@ class Spotter:
         mask: optional ``(H, W)`` bool face mask overriding ``config.mask``.
         eyes: optional ``(H, W)`` bool mask of the eye fissures (:func:`eye_mask`): turns on the
             blink rule.
+        iod_px: optional inter-ocular distance in crop pixels (:func:`inter_ocular`): turns on the
+            amplitude rule (step 9).
     """
 
     def __init__(
@@ -234,8 +307,12 @@ class Spotter:
         shape: tuple[int, ...] = (128, 128, 3),
         mask: np.ndarray | None = None,
         eyes: np.ndarray | None = None,
+        iod_px: float | None = None,
     ) -> None:
         self.config = cfg = config or SpotConfig()
+        if iod_px is not None and not (np.isfinite(iod_px) and iod_px > 0):
+            raise ValueError(f"iod_px must be a positive number of crop pixels, got {iod_px}")
+        self.iod_px = iod_px
         if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] not in (1, 3)):
             raise ValueError(f"shape must be (H, W) or (H, W, C) with C 1 or 3, got {shape}")
         self.shape = tuple(shape)
@@ -249,6 +326,10 @@ class Spotter:
         if mask.shape != (h, w):
             raise ValueError(f"mask shape {mask.shape} does not match the crop {(h, w)}")
         self._mask = mask.astype(bool).astype(np.float32)
+        self._inside = mask.astype(bool)
+        yy, xx = np.nonzero(self._inside)
+        self._affine = np.c_[xx, yy, np.ones(len(xx))].astype(np.float32)  # (N, 3) for the affine fit
+        self._fit = np.linalg.pinv(self._affine)  # (3, N): least-squares coefficients of one flow component
         self._mask_flat = self._mask.reshape(-1)
         k = cfg.block_step
         self._cells = (cols * k, rows * k)  # cv2 (width, height) of the cell grid
@@ -281,6 +362,7 @@ class Spotter:
         self._grey_u8 = np.zeros((h, w), np.uint8)
         self._colour = np.zeros((h, w, 3), np.float32)
         self._ref = np.zeros((h, w), np.float32)
+        self._apex_grey = np.zeros((h, w), np.float32)  # the face at the movement's apex
         self._follow = np.zeros((h, w), np.float32)  # keeps following the face during a movement
         self._box = np.zeros((0, h, w), np.float32)  # last frames for the running mean (set_fps sizes it)
         self._box_sum = np.zeros((h, w), np.float32)
@@ -292,6 +374,14 @@ class Spotter:
         self._s = np.zeros(n_valid, np.float32)  # block stds
         self._level = np.zeros(n_valid, np.float32)  # per-block noise levels m_b
         self._z = np.zeros(n_valid, np.float32)
+        self._z_apex = np.zeros(n_valid, np.float32)  # block scores at the movement's apex
+        self._count = np.zeros(n_valid, np.float32)  # decaying counts of recent movements (step 8)
+        self._busy = np.zeros(n_valid, bool)  # blocks left out of the statistic
+        self._flag = np.zeros(n_valid, bool)
+        self._patterns = np.zeros((_PATTERNS, n_valid), np.float32)  # unit block patterns of recent movements
+        self._pattern_t = np.full(_PATTERNS, -np.inf)  # when each ended (media time, s)
+        self._pattern_peak = np.zeros(_PATTERNS, np.float32)  # and its peak statistic
+        self._pattern_next = 0
         self._work = np.zeros(n_valid, np.float32)
         self._work64 = np.zeros(n_valid, np.float64)
         self._acc64 = np.zeros(n_valid, np.float64)
@@ -306,6 +396,7 @@ class Spotter:
         self._h_next = 0
         self._h_count = 0
         self._last_index = -1
+        self._rebase_next = False
         self.set_fps(fps)
         self._restart()
 
@@ -319,6 +410,7 @@ class Spotter:
         self.fps = float(fps)
         self._ref_rate = 1.0 - np.exp(-1.0 / (cfg.ref_tau_s * fps))
         self._floor_rate = 1.0 - np.exp(-1.0 / (cfg.floor_tau_s * fps))
+        self._repeat_decay = float(np.exp(-1.0 / (cfg.busy_tau_s * fps)))
         self._warmup_frames = max(4, int(round(cfg.warmup_s * fps)))
         self._end_hold = max(1, int(round(cfg.end_hold_s * fps)))
         self._macro_max_frames = cfg.macro_max_s * fps
@@ -343,6 +435,16 @@ class Spotter:
         self._peak = 0.0
         self._eye_contrast = 0.0
         self._eye_peak = 0.0
+        self._count.fill(0.0)
+        self._busy.fill(False)
+        self._pattern_t.fill(-np.inf)
+
+    def rebase(self) -> None:
+        """The crops' alignment changes from the next frame on (e.g. the face stage's landmark
+        warm-up ends): the reference is learned anew from that frame, over a warm-up (``warmup_s``)
+        in which nothing is spotted, and a movement in progress is dropped; the noise levels are
+        kept (and go on being learned)."""
+        self._rebase_next = True
 
     # -- per frame -------------------------------------------------------------------------------
 
@@ -413,6 +515,8 @@ class Spotter:
         np.subtract(self._z, 1.0, out=self._z)
         self._scaled(self._z, 1.0 / self._rel, self._z)
         np.copyto(self._work, self._z)
+        if self.config.busy_level > 0:
+            np.putmask(self._work, self._busy, 0.0)  # busy blocks (step 8) say nothing
         k = self.config.top_k
         self._work.partition(len(self._work) - k)  # in place: the k largest last
         return float(self._work[-k:].sum()) / k
@@ -464,6 +568,10 @@ class Spotter:
         if not np.isfinite(float(self._grey.sum())):
             raise ValueError(f"frame {index} has NaN or infinite pixels")
         t = float(t)
+        if self._rebase_next:
+            self._rebase_next = False
+            self._seen = self._box_n = 0
+            self._active, self._armed, self._below = False, True, 0
         if self._seen == 0:  # (re)start: this frame is the first reference
             self._first = index
             self._ref[:] = self._grey
@@ -488,8 +596,14 @@ class Spotter:
             iv = self._track(index, t, x)
             if iv is not None:
                 out.append(iv)
+        self._count *= self._repeat_decay
+        if not self._active and self.config.busy_level > 0:  # the busy set is fixed during a movement
+            np.greater_equal(self._count, self.config.busy_level, out=self._busy)
         if self._active and index - self._onset + 1 > self._macro_max_frames:
-            self._restart()  # a lasting change (head pose, lighting): drop it, learn the face anew
+            iv = self._close_held(index)  # held on: report it as macro, then learn the face anew
+            self._restart()
+            if iv is not None:
+                out.append(iv)
         elif self._active:  # the reference is frozen during a movement; the follower is not
             self._learn_following()
         else:
@@ -544,12 +658,16 @@ class Spotter:
             self._onset = self._apex = self._last_above = index
             self._t_apex = t
             self._peak, self._below = x, 0
+            np.copyto(self._z_apex, self._z)
+            np.copyto(self._apex_grey, self._grey)
             self._eye_peak = 0.0
             self._eye_contrast = self._fissure_contrast()
         elif x >= max(cfg.low, cfg.end_frac * self._peak):
             self._last_above, self._below = index, 0
             if x > self._peak:
                 self._peak, self._apex, self._t_apex = x, index, t
+                np.copyto(self._z_apex, self._z)
+                np.copyto(self._apex_grey, self._grey)
         else:
             self._below += 1
             if self._below >= self._end_hold:
@@ -589,6 +707,81 @@ class Spotter:
         iv = self._close()
         return [] if iv is None else [iv]
 
+    def _count_movement(self) -> bool:
+        """Add the finished movement to its blocks' counts (step 8); whether it repeats a recent one."""
+        cfg = self.config
+        # busy blocks are counted too (from their own scores), so they stay busy while they move
+        np.greater_equal(self._z_apex, max(cfg.low, 0.25 * self._peak), out=self._flag)
+        self._count += self._flag
+        pattern = np.maximum(self._z_apex - cfg.low, 0.0)  # the blocks that stand out of the noise
+        pattern[self._busy] = 0.0  # over the blocks in use
+        norm = float(np.linalg.norm(pattern))
+        if norm <= 0:
+            return False
+        pattern /= norm
+        t = float(self._h_t[(self._h_next - 1) % cfg.history_len])
+        # a repeat of a recent movement of at least a third of its strength (a faint stir is no model)
+        recent = (self._pattern_t >= t - cfg.repeat_window_s) & (self._pattern_peak >= self._peak / 3)
+        repeat = False
+        if cfg.repeat_similarity > 0 and recent.any():
+            old = self._patterns[recent] * ~self._busy  # over the blocks in use now
+            norms = np.linalg.norm(old, axis=1)
+            sims = old @ pattern / np.maximum(norms, 1e-9)
+            repeat = bool((sims >= cfg.repeat_similarity).any())
+        self._patterns[self._pattern_next] = pattern
+        self._pattern_t[self._pattern_next] = t
+        self._pattern_peak[self._pattern_next] = self._peak
+        self._pattern_next = (self._pattern_next + 1) % _PATTERNS
+        return repeat
+
+    def _motion(self) -> tuple[float, float]:
+        """The movement's displacement field, reference (still the one frozen at the onset) to apex,
+        by DIS optical flow (steps 9 and 10): its largest displacement, in inter-ocular distances
+        (NaN without ``iod_px``), averaged over cells of an eighth of that distance inside the mask;
+        and the share of its largest 5 % of vectors that one affine motion of the crop explains."""
+        from .flow import estimator
+
+        # to 8 bits for DIS, both by one map that spans the reference's range (any input scale)
+        lo, hi = float(self._ref.min()), float(self._ref.max())
+        scale = 255.0 / max(hi - lo, 1e-6)
+        a, b = (cv2.convertScaleAbs(g, alpha=scale, beta=-lo * scale) for g in (self._ref, self._apex_grey))
+        flow = estimator("dis", "medium").flow_grey(a, b)
+        u, v = flow[..., 0][self._inside], flow[..., 1][self._inside]
+        mag2 = u * u + v * v
+        top = mag2 >= np.percentile(mag2, 95)
+        ru, rv = u - self._affine @ (self._fit @ u), v - self._affine @ (self._fit @ v)
+        share = 1.0 - float((ru[top] ** 2 + rv[top] ** 2).sum()) / max(float(mag2[top].sum()), 1e-12)
+        if self.iod_px is None:
+            return float("nan"), share
+        mag = np.hypot(flow[..., 0], flow[..., 1]) * self._mask
+        cell = max(2.0, self.iod_px / 8)
+        size = (max(1, round(mag.shape[1] / cell)), max(1, round(mag.shape[0] / cell)))
+        inside = cv2.resize(self._mask, size, interpolation=cv2.INTER_AREA)
+        cells = cv2.resize(mag, size, interpolation=cv2.INTER_AREA) / np.maximum(inside, 1e-6)
+        return float(cells[inside >= 0.5].max(initial=0.0)) / self.iod_px, share
+
+    def _close_held(self, index: int) -> Interval | None:
+        """A movement held past ``macro_max_s``: a ``"macro"`` from its onset to ``index`` (None if
+        too weak or macro-expressions are not reported)."""
+        cfg = self.config
+        if self._peak < cfg.threshold or not cfg.report_macro:
+            return None
+        # a held face has no single peak (its statistic creeps up as the levels adapt): the apex is
+        # where it first came within 10 % of the highest value of its first micro_max_s
+        h = self.history()
+        start = h.index >= self._onset
+        early = start & (h.index <= self._onset + cfg.micro_max_s * self.fps)
+        at = int(np.flatnonzero(start & (h.sigma >= 0.9 * float(h.sigma[early].max())))[0])
+        delay = int(round(self._delay))
+        apex = max(self._first, int(h.index[at]) - delay)
+        onset = min(apex, max(self._first, self._onset - delay))
+        offset = max(apex, index - delay)
+        t_apex = float(h.t[at]) - delay / self.fps
+        return Interval(
+            onset, apex, offset, t_apex - (apex - onset) / self.fps, t_apex, t_apex + (offset - apex) / self.fps,
+            "macro", float(self._peak),
+        )  # fmt: skip
+
     def _half_crossings(self) -> tuple[float, float]:
         """Frame positions (interpolated) where ``sigma`` crosses half its peak before and after the apex."""
         h = self.history()  # once per movement, not per frame
@@ -598,7 +791,7 @@ class Spotter:
         for k in range(k0, 0, -1):
             rise = float(h.index[k])
             a, b = h.sigma[k - 1], h.sigma[k]
-            if not a >= half:  # below half, or NaN (the first frame after a start)
+            if not (a >= half and h.ready[k - 1]):  # below half, NaN (a first frame) or still learning
                 if a < b:
                     rise -= (b - half) / (b - a) * (h.index[k] - h.index[k - 1])
                 break
@@ -615,7 +808,11 @@ class Spotter:
         cfg = self.config
         # the running mean stretches a movement by len(box) - 1 frames
         frames = self._last_above - self._onset + 2 - len(self._box)
-        if self._peak < cfg.threshold or frames / self.fps < cfg.micro_min_s:
+        if frames / self.fps < cfg.micro_min_s:
+            return None
+        blink = cfg.blink_level > 0 and self._eye_peak >= cfg.blink_level
+        repeat = not blink and self._count_movement()  # blinks are no model of a repeat
+        if self._peak < cfg.threshold:
             return None
         rise, fall = self._half_crossings()
         # the running mean lags the stream by ``delay`` frames: shift the three back
@@ -624,10 +821,20 @@ class Spotter:
         offset = max(apex, int(round(2 * fall - self._apex - self._delay)))
         seconds = (offset - onset) / self.fps
         kind: EventKind = "micro" if seconds <= cfg.micro_max_s else "macro"
-        if seconds <= cfg.blink_max_s and cfg.blink_level > 0 and self._eye_peak >= cfg.blink_level:
+        if seconds <= cfg.blink_max_s and blink:
             return None
         if kind == "macro" and not cfg.report_macro:
             return None
+        if kind == "micro" and repeat:
+            return None
+        if cfg.micro_max_iod > 0 or cfg.rigid_share > 0 or cfg.min_move_iod > 0:
+            size, rigid = self._motion()
+            if cfg.rigid_share > 0 and rigid >= cfg.rigid_share:
+                return None  # the head moved, the face did not
+            if size < cfg.min_move_iod:
+                return None  # nothing moved: noise, light, compression
+            if kind == "micro" and cfg.micro_max_iod > 0 and size > cfg.micro_max_iod:
+                return None
         t_apex = self._t_apex - (self._apex - apex) / self.fps
         t_on = t_apex - (apex - onset) / self.fps
         t_off = t_apex + (offset - apex) / self.fps

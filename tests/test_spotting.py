@@ -105,8 +105,8 @@ def test_held_movement_is_a_macro_expression(fps):
     assert spot(seq, SpotConfig(report_macro=False))[0] == []
 
 
-def test_lasting_change_is_dropped_and_the_face_relearned():
-    # a movement that never returns (head pose, new expression), then a micro-expression 6 s later
+def test_lasting_change_is_a_macro_then_the_face_is_relearned():
+    # a movement that never returns (an expression held on), then a micro-expression 6 s later
     seq = face_sequence(
         30,
         8.5,
@@ -114,8 +114,13 @@ def test_lasting_change_is_dropped_and_the_face_relearned():
         seed=4,
     )
     out, _ = spot(seq)
-    assert len(out) == 1 and out[0].kind == "micro", out
-    assert interval_iou(out[0], seq.truth(which=1)) >= 0.5
+    assert [iv.kind for iv in out] == ["macro", "micro"], out
+    held, micro = out
+    cfg = SpotConfig()
+    assert abs(held.t_onset - 1.5) <= 0.1 and 1.5 <= held.t_apex <= 1.8, held  # rose over 0.2 s from 1.5 s
+    assert held.t_offset - held.t_onset == pytest.approx(cfg.macro_max_s, abs=0.1)  # cut where it was reported
+    assert held.t_onset < held.t_apex < held.t_offset
+    assert interval_iou(micro, seq.truth(which=1)) >= 0.5
 
 
 @pytest.mark.parametrize(
@@ -324,3 +329,95 @@ def test_movement_soon_after_the_warm_up_is_spotted():
     """Levels learned in the short warm-up are refined while a movement holds the spotter."""
     seq = face_sequence(30, 2.5, movements=(Movement(0.6, rise_s=0.08, fall_s=0.12, amplitude_px=1.5),), seed=1)
     assert_one_micro(spot(seq)[0], seq)
+
+
+# -- talking, large, head and re-aligned movements (steps 8-10 of the module docstring) -------------------
+
+
+def _syllables(start_s: float, count: int, amplitude: float = 1.5) -> tuple[Movement, ...]:
+    """``count`` mouth-corner movements of 0.2 s every 0.3 s from ``start_s``: a talking mouth."""
+    return tuple(Movement(start_s + 0.3 * k, rise_s=0.08, fall_s=0.12, amplitude_px=amplitude) for k in range(count))
+
+
+@pytest.mark.parametrize(
+    ("similarity", "expected"),
+    [(0.7, 1), (0.0, 6)],
+    ids=["repeats-are-not-micro", "rule-off-every-one-is"],
+)
+def test_repeated_movements_in_one_place_are_not_micro_expressions(similarity, expected):
+    seq = face_sequence(30, 4.5, movements=_syllables(1.6, 6), seed=6)
+    out, _ = spot(seq, SpotConfig(repeat_similarity=similarity, busy_level=0))
+    micro = [iv for iv in out if iv.kind == "micro"]
+    assert len(micro) == expected, out
+    assert interval_iou(micro[0], seq.truth(which=0)) >= 0.5  # the first of a bout is still reported
+
+
+def test_an_isolated_movement_after_the_window_is_reported_again():
+    # two movements in one place 2.5 s apart: the second no longer repeats the first
+    seq = face_sequence(30, 5.5, movements=(Movement(1.6, amplitude_px=1.5), Movement(4.1, amplitude_px=1.5)), seed=7)
+    out, _ = spot(seq, SpotConfig(repeat_window_s=1.0, busy_level=0))
+    assert [iv.kind for iv in out] == ["micro", "micro"], out
+
+
+@pytest.mark.parametrize(
+    ("amplitude", "iod", "micro"),
+    [(1.5, 64.0, True), (6.0, 64.0, False), (6.0, None, True)],
+    ids=["small-is-micro", "large-is-not", "rule-off-without-iod"],
+)
+def test_a_movement_larger_than_micro_expressions_is_not_micro(amplitude, iod, micro):
+    seq = planted(30, amplitude)
+    sp = Spotter(30, SpotConfig(), seq.frames.shape[1:], iod_px=iod)
+    out = [iv for i, (im, t) in enumerate(zip(seq.frames, seq.times)) for iv in sp.update(i, float(t), im)]
+    out += sp.flush()
+    assert any(iv.kind == "micro" for iv in out) == micro, out
+
+
+def _nodded(seq: Sequence, start_s: float, seconds: float, shift_px: float) -> np.ndarray:
+    """``seq``'s frames with a nod: the face moves down by up to ``shift_px`` and shortens by
+    ``shift_px / 128 / 2`` (raised cosine from ``start_s`` over ``seconds``), about the crop centre."""
+    frames = seq.frames.copy()
+    h, w = frames.shape[1:3]
+    for i, t in enumerate(seq.times):
+        x = (t - start_s) / seconds
+        if 0 < x < 1:
+            k = 0.5 - 0.5 * np.cos(2 * np.pi * x)
+            squash = 1.0 - 0.5 * k * shift_px / w
+            m = np.array([[1.0, 0.0, 0.0], [0.0, squash, (1 - squash) * h / 2 + k * shift_px]])
+            frames[i] = cv2.warpAffine(seq.frames[i], m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    return frames
+
+
+@pytest.mark.parametrize(("rigid_share", "events"), [(0.93, 0), (0.0, 1)], ids=["head-move-dropped", "rule-off"])
+def test_a_nod_is_not_an_expression(rigid_share, events):
+    seq = still(30)
+    frames = _nodded(seq, 2.0, 0.4, 2.0)
+    out, _ = spot(seq, SpotConfig(rigid_share=rigid_share, min_move_iod=0.0), frames=frames)
+    assert len(out) == events, out
+
+
+def test_rebase_takes_a_new_alignment_as_the_reference():
+    # from 1.0 s on the crops sit 1 px lower (say, the alignment changed method): untold, the
+    # spotter sees the shift as a movement; told (rebase), it learns the new reference in a
+    # warm-up and stays quiet until the movement planted at 3 s, which both find
+    seq = face_sequence(30, 4.0, movements=(Movement(3.0, amplitude_px=1.5),), seed=8)
+    frames = seq.frames.copy()
+    shift = np.float32([[1, 0, 0], [0, 1, 1.0]])
+    for i in range(30, len(frames)):
+        frames[i] = cv2.warpAffine(seq.frames[i], shift, frames.shape[2:0:-1], flags=cv2.INTER_CUBIC,
+                                   borderMode=cv2.BORDER_REFLECT)  # fmt: skip
+    cfg = SpotConfig()
+    for rebase in (False, True):
+        sp = Spotter(30, cfg, frames.shape[1:])
+        out, moving = [], False
+        for i, (im, t) in enumerate(zip(frames, seq.times)):
+            if rebase and i == 30:
+                sp.rebase()
+            out += sp.update(i, float(t), im)
+            moving |= 30 <= i < 85 and sp.active
+        out += sp.flush()
+        assert moving != rebase, rebase
+        assert [interval_iou(iv, seq.truth(which=0)) >= 0.5 for iv in out] == [True], (rebase, out)
+        if rebase:
+            h = sp.history()
+            quiet = (h.index >= 30 + round(cfg.warmup_s * 30) + 1) & (h.index < 88)
+            assert np.nanmax(h.sigma[quiet]) < cfg.low

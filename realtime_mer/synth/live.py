@@ -75,7 +75,7 @@ class _Renderer:
             return []
         cfg = s.config.events
         weights = np.array(cfg.kind_weights, float)
-        kind = "micro" if not self.planted else KINDS[int(self.rng.choice(3, p=weights / weights.sum()))]
+        kind = "micro" if not self.planted else KINDS[int(self.rng.choice(len(KINDS), p=weights / weights.sum()))]
         event = draft(kind, self.subject.points68[0], s.fps, cfg, self.rng).place(
             self.next_onset, 0, self.subject.id, s.fps
         )

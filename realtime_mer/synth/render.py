@@ -3,7 +3,8 @@
 Each face is a :class:`FaceLayer` over its subject's canvas; a :class:`Scene` puts one or more
 layers side by side and adds the global lighting gain and Gaussian sensor noise. The warp field of
 an event is computed once (at its apex) and scaled per frame by the event's profile; the head motion
-is folded into the same ``cv2.remap``, so each frame is resampled once.
+(drift, jitter, and planted nods and turns) is folded into the same ``cv2.remap``, so each frame is
+resampled once.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class FaceLayer:
     def __init__(self, subject: Subject, motion: HeadMotion | None = None):
         self.subject = subject
         self.motion = motion if motion is not None and not motion.still else None
+        self._centre = face_centre(subject.points68[0])
+        self._heads: list[PlantedEvent] = []  # planted nods and turns
         h, w = subject.frames.shape[1:3]
         self.shape = (h, w)
         self._gx, self._gy = (a.astype(np.float32) for a in np.meshgrid(np.arange(w), np.arange(h)))
@@ -57,7 +60,11 @@ class FaceLayer:
         self._events: list[tuple[PlantedEvent, int, np.ndarray, np.ndarray]] = []
 
     def add(self, event: PlantedEvent) -> None:
-        """Plant ``event``: its backward field is computed now, on the landmarks at its apex."""
+        """Plant ``event``: its backward field is computed now, on the landmarks at its apex (a nod
+        or a turn moves the whole face instead)."""
+        if event.kind == "head":
+            self._heads.append(event)
+            return
         b = self.subject.base_index(event.t_apex)
         back = backward_field(event_field(self.subject.points68[b], event, self.shape))
         self._events.append((event, b, np.ascontiguousarray(back[..., 0]), np.ascontiguousarray(back[..., 1])))
@@ -65,6 +72,7 @@ class FaceLayer:
     def drop_before(self, frame: int) -> None:
         """Forget events that ended before ``frame`` (a live source's memory stays bounded)."""
         self._events = [e for e in self._events if e[0].offset >= frame]
+        self._heads = [e for e in self._heads if e.offset >= frame]
 
     def render(self, frame: int, t: float) -> np.ndarray:
         """The face canvas at ``frame`` (time ``t`` s): ``(H, W, 3)`` uint8, valid until the next call."""
@@ -72,10 +80,15 @@ class FaceLayer:
         image = self.subject.frames[b]
         active = [(e, e.weight(frame), bx, by, b_apex) for e, b_apex, bx, by in self._events]
         active = [a for a in active if a[1] > 0]
-        if self.motion is None and not active:
+        heads = [(e, e.weight(frame)) for e in self._heads]
+        heads = [h for h in heads if h[1] > 0]
+        if self.motion is None and not active and not heads:
             return image
-        if self.motion is not None:
-            inv = cv2.invertAffineTransform(self.motion.matrix(t))
+        if self.motion is not None or heads:
+            m = self.motion.matrix(t) if self.motion is not None else np.eye(2, 3)
+            for e, weight in heads:
+                m = _compose(m, head_matrix(e, weight, self._centre))
+            inv = cv2.invertAffineTransform(m)
             cv2.addWeighted(self._gx, inv[0, 0], self._gy, inv[0, 1], inv[0, 2], dst=self._mapx)
             cv2.addWeighted(self._gx, inv[1, 0], self._gy, inv[1, 1], inv[1, 2], dst=self._mapy)
         else:
@@ -86,7 +99,7 @@ class FaceLayer:
         for _, weight, bx, by, b_apex in active:  # each field sampled where the head motion maps to
             if b != b_apex:  # a video base: carry the apex field along with the face
                 bx, by = self._follow(bx, by, b_apex, b)
-            if self.motion is not None:
+            if self.motion is not None or heads:
                 bx = cv2.remap(bx, self._mapx, self._mapy, cv2.INTER_LINEAR, dst=self._tmp, borderMode=_REPLICATE)
                 by = cv2.remap(by, self._mapx, self._mapy, cv2.INTER_LINEAR, dst=self._tmp2, borderMode=_REPLICATE)
             cv2.scaleAdd(bx, weight, self._ox, dst=self._ox)
@@ -154,6 +167,25 @@ class Scene:
             cv2.randn(self._noise, 0.0, self.noise_std)  # type: ignore[call-overload]  # scalars: one channel
         noise = self._noise.reshape(self._f.shape)
         return cv2.addWeighted(self._f, gain, noise, 1.0, 0.0, dst=self._out, dtype=cv2.CV_8U)
+
+
+def head_matrix(event: PlantedEvent, weight: float, centre: np.ndarray) -> np.ndarray:
+    """``(2, 3)`` map of a nod (``aus == "nod"``: the face moves down and shortens) or a turn (it moves
+    sideways and narrows) at ``weight`` of its peak, about ``centre``: a 2-D view of a head rotation."""
+    shift = weight * event.amplitude_px
+    width = event.amplitude_px / event.amplitude_200 * 200.0
+    squash = 1.0 - 0.5 * shift / width
+    axis = 1 if event.aus == "nod" else 0
+    lin = np.eye(2)
+    lin[axis, axis] = squash
+    move = np.zeros(2)
+    move[axis] = shift
+    return np.c_[lin, centre + move - lin @ centre]
+
+
+def _compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """``(2, 3)`` affine map ``outer(inner(x))``."""
+    return np.c_[outer[:, :2] @ inner[:, :2], outer[:, :2] @ inner[:, 2] + outer[:, 2]]
 
 
 def face_centre(points68: np.ndarray) -> np.ndarray:
