@@ -4,7 +4,9 @@ engine call, as :meth:`realtime_mer.recognize.Recognizer.classify` does it for o
 Each model runs with its shipped weights (fresh weights where none ship, said in the note) on torch
 and ONNX Runtime, in one run, on the same interval: :data:`INTERVAL` frames of the bench clip aligned
 by the face stage (a micro-expression of 0.4 s at 30 fps), apex in the middle. Rows: ``event`` (input
-+ engine), ``input`` and ``engine`` (the parts), median and p99 over the calls.
++ engine), ``input`` and ``engine`` (the parts), median and p99 over the calls; for the region
+CNN-LSTM, which runs its window a step a frame as the frames arrive, also ``step`` (one step), while
+its ``event`` is the whole window run at the close (an interval whose steps were not streamed).
 """
 
 from __future__ import annotations
@@ -73,8 +75,25 @@ def bench_models(inp: Inputs, iters: int, models: tuple[str, ...] = LIVE_MODELS)
                 out.append(row("event", f"{kind}:{model}", size, t, batch=1, note=note))
                 out.append(row("input", f"{kind}:{model}", size, split[:, 0]))
                 out.append(row("engine", f"{kind}:{model}", size, split[:, 1]))
+                if rec.steps is not None:  # the region CNN-LSTM live: one step a frame as it arrives
+                    out.append(row("step", f"{kind}:{model}", size, _step_times(rec, item, n), batch=1,
+                                   note="one window step (regions + engine), run as its frame arrives"))  # fmt: skip
                 rec.close()
     return out
+
+
+def _step_times(rec, item, n: int) -> np.ndarray:
+    """Times (ms) of the region CNN-LSTM's live step: a frame's six regions differenced from the
+    onset's, then one engine step (:class:`realtime_mer.region_stream.RegionStream`)."""
+    assert rec.steps is not None and item.points68 is not None
+    frames = np.asarray(item.frames)
+    times = []
+    for i in range(n + 2):
+        stream = rec.steps.start(0, frames[0], item.points68, rec.steps.settings.rate or 30.0)  # a step a frame
+        t0 = time.perf_counter()
+        stream.push(1, frames[1 + i % (len(frames) - 1)])
+        times.append((time.perf_counter() - t0) * 1e3)
+    return np.asarray(times[2:])
 
 
 def _fresh(model: str, folder: str) -> str:

@@ -11,7 +11,8 @@ after EVM) registered to the first (onset) frame, the apex index into them and t
 * ``strcn-a``: ``strcn_a_input`` over the interval (the difference-heat-map mask), ``(3, d2, T)``;
   its crops are EVM-magnified first (:func:`magnify_sequence`; the checkpoint's ``test_alpha``);
 * ``regions``: the six regions of the region CNN-LSTM, boxes fixed from the onset points
-  (:func:`realtime_mer.face.regions.regions`), each ``(T, 3, h_i, w_i)`` resampled to the window;
+  (:func:`realtime_mer.face.regions.regions`): the window (:func:`region_window`), each region
+  ``(T, 3, h_i, w_i)``, plus ``length`` ``(1,)``, how many of its T steps are frames;
 * ``dtscnn``: ``dtscnn_input`` at both lengths, ``(2, 64, 112, 96)`` and ``(2, 128, 112, 96)``.
 
 The ``rcn`` and ``strcn-g`` kinds read only the onset and apex crops (:attr:`InputDef.pair`): the live
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -60,15 +61,27 @@ class InputSettings:
         flow_method, flow_preset: optical flow (:mod:`realtime_mer.flow`).
         alpha: EVM factor the crops of a ``magnified`` kind are magnified with before
             :func:`model_input` (:func:`magnify_sequence`; the checkpoint's ``test_alpha``), 0: none.
+        rate: steps a second of the region window (:func:`region_window`); 0: every frame.
+        difference: the region window's frames as their difference from its first frame, times
+            this, clipped to [-3, 3]; 0: the crops themselves (seed 002).
     """
 
     shapes: dict[str, tuple[int, ...]]
     flow_method: FlowMethod = "dis"
     flow_preset: str | None = None
     alpha: float = 0.0
+    rate: float = 0.0
+    difference: float = 0.0
+
+    @classmethod
+    def of_model(cls, config: dict[str, Any], shapes: dict[str, tuple[int, ...]], **options: Any) -> InputSettings:
+        """Settings of a model built with ``config`` (its ``rate`` and ``difference`` if it has them)."""
+        return cls(
+            shapes, rate=float(config.get("rate", 0.0)), difference=float(config.get("difference", 0.0)), **options
+        )
 
 
-Build = Callable[[InputSettings, Crops, int, "np.ndarray | None"], dict[str, np.ndarray]]
+Build = Callable[[InputSettings, Crops, int, "np.ndarray | None", float], dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -77,7 +90,7 @@ class InputDef:
 
     Attributes:
         kind: the registry key.
-        build: ``(settings, crops, apex, points68) -> {name: array}``.
+        build: ``(settings, crops, apex, points68, fps) -> {name: array}``.
         pair: reads only the onset and apex crops.
         magnified: its crops are EVM-magnified at ``settings.alpha`` (STRCN's training variants).
         landmarks: needs the onset crop's 68 points.
@@ -114,9 +127,15 @@ def input_kind(model: str, family: str) -> InputKind:
 
 
 def model_input(
-    kind: str, settings: InputSettings, crops: Crops, apex: int, points68: np.ndarray | None = None
+    kind: str,
+    settings: InputSettings,
+    crops: Crops,
+    apex: int,
+    points68: np.ndarray | None = None,
+    fps: float = 30.0,
 ) -> dict[str, np.ndarray]:
-    """Input arrays of one interval for input ``kind`` (see the module docstring).
+    """Input arrays of one interval for input ``kind`` (see the module docstring); ``fps``: the
+    crops' frame rate, Hz.
 
     ``crops`` are used as given: magnify them first (:func:`magnify_sequence`) for a ``magnified`` kind.
     """
@@ -128,7 +147,7 @@ def model_input(
         raise InputError(f"apex index {apex} is outside the {n} crops")
     if d.landmarks and points68 is None:
         raise InputError(f"{kind} input needs the onset crop's 68 points (points68)")
-    return d.build(settings, crops, apex, points68)
+    return d.build(settings, crops, apex, points68, fps)
 
 
 def magnify_sequence(crops: np.ndarray, alpha: float, fps: float) -> np.ndarray:
@@ -146,24 +165,24 @@ def _first(settings: InputSettings) -> tuple[str, tuple[int, ...]]:
     return next(iter(settings.shapes.items()))
 
 
-def _rcn(s: InputSettings, crops: Crops, apex: int, _: np.ndarray | None) -> dict[str, np.ndarray]:
+def _rcn(s: InputSettings, crops: Crops, apex: int, _: np.ndarray | None, ___: float) -> dict[str, np.ndarray]:
     name, shape = _first(s)
     m = flow.flow_strain_map(crops[0], crops[apex], (shape[1], shape[2]), s.flow_method, s.flow_preset)
     return {name: np.ascontiguousarray(m.transpose(2, 0, 1))}
 
 
-def _strcn_g(s: InputSettings, crops: Crops, apex: int, _: np.ndarray | None) -> dict[str, np.ndarray]:
+def _strcn_g(s: InputSettings, crops: Crops, apex: int, _: np.ndarray | None, ___: float) -> dict[str, np.ndarray]:
     name, shape = _first(s)
     return {name: flow.strcn_g_input(crops[0], crops[apex], (shape[1], shape[2]), s.flow_method, s.flow_preset)}
 
 
-def _strcn_a(s: InputSettings, crops: Crops, _: int, __: np.ndarray | None) -> dict[str, np.ndarray]:
+def _strcn_a(s: InputSettings, crops: Crops, _: int, __: np.ndarray | None, ___: float) -> dict[str, np.ndarray]:
     name, shape = _first(s)
     p = shape[1] / (STRCN_A_SIZE[0] * STRCN_A_SIZE[1])
     return {name: flow.strcn_a_input(np.asarray(crops), p=p, size=STRCN_A_SIZE, length=shape[2])}
 
 
-def _dtscnn(s: InputSettings, crops: Crops, _: int, __: np.ndarray | None) -> dict[str, np.ndarray]:
+def _dtscnn(s: InputSettings, crops: Crops, _: int, __: np.ndarray | None, ___: float) -> dict[str, np.ndarray]:
     seq = np.asarray(crops)
     return {
         n: flow.dtscnn_input(seq, length=sh[1], size=(sh[2], sh[3]), method=s.flow_method, preset=s.flow_preset)
@@ -171,20 +190,56 @@ def _dtscnn(s: InputSettings, crops: Crops, _: int, __: np.ndarray | None) -> di
     }
 
 
-def _regions(s: InputSettings, crops: Crops, _: int, points68: np.ndarray | None) -> dict[str, np.ndarray]:
+def region_stride(fps: float, rate: float) -> int:
+    """Frames between the region window's steps: ``max(1, round(fps / rate))``; ``rate`` 0: 1."""
+    return max(1, int(round(fps / rate))) if rate > 0 else 1
+
+
+def region_step(
+    s: InputSettings, boxes: Sequence[tuple], first: dict[str, np.ndarray] | None, crop: np.ndarray
+) -> dict[str, np.ndarray]:
+    """One step of the region window: each region of ``crop`` ``(h, w, 3)`` as ``(3, h_i, w_i)``
+    float32, or (``s.difference`` > 0) its difference from ``first`` (the window's first step, as this
+    returns it with ``first=None``) times ``s.difference``, clipped to [-3, 3]."""
+    sizes = [(s.shapes[b[0]][2], s.shapes[b[0]][3]) for b in boxes]
+    step = {k: v[0] for k, v in flow.region_sequences(crop[None], boxes, sizes).items()}
+    if first is None or not s.difference:
+        return step
+    return {k: np.clip((v - first[k]) * np.float32(s.difference), -3.0, 3.0) for k, v in step.items()}
+
+
+def region_window(s: InputSettings, crops: Crops, points68: np.ndarray, fps: float) -> dict[str, np.ndarray]:
+    """The region CNN-LSTM's window of an interval: boxes fixed from the first crop's ``points68``
+    (:func:`realtime_mer.face.regions.regions`), a step every :func:`region_stride` frames from the
+    first, at most the window's T (each :func:`region_step`), zero-padded at the end to T steps as
+    seed 002 pads its sequences; ``length`` ``(1,)`` float32: how many steps are frames (the logits
+    are read after the last of them).
+
+    A window is made step by step as frames arrive: the live path runs the model on each step as it
+    comes (:mod:`realtime_mer.region_stream`).
+    """
     from .face.regions import regions
 
+    first_crop = np.asarray(crops[0])
+    boxes = regions(points68, (first_crop.shape[1], first_crop.shape[0]))
+    t = _first(s)[1][0]
+    steps = np.arange(0, len(crops), region_stride(fps, s.rate))[:t]
+    out = {b[0]: np.zeros(s.shapes[b[0]], np.float32) for b in boxes}
+    first = region_step(s, boxes, None, first_crop)
+    for j, i in enumerate(steps):
+        for k, v in region_step(s, boxes, first, np.asarray(crops[i])).items():
+            out[k][j] = v
+    out["length"] = np.array([len(steps)], np.float32)
+    return out
+
+
+def _regions(s: InputSettings, crops: Crops, _: int, points68: np.ndarray | None, fps: float) -> dict[str, np.ndarray]:
     assert points68 is not None
-    seq = np.asarray(crops)
-    boxes = regions(points68, (seq.shape[2], seq.shape[1]))
-    sizes = [(s.shapes[b[0]][2], s.shapes[b[0]][3]) for b in boxes]
-    seqs = flow.region_sequences(seq, boxes, sizes)
-    length = _first(s)[1][0]
-    return {k: flow.temporal_interpolate(v, length) for k, v in seqs.items()}
+    return region_window(s, crops, points68, fps)
 
 
 register_input(InputDef("rcn", _rcn, pair=True, doc="onset->apex flow + strain (3, h, w)"))
 register_input(InputDef("strcn-g", _strcn_g, pair=True, doc="onset->apex flow (2, h, w)"))
 register_input(InputDef("strcn-a", _strcn_a, magnified=True, doc="masked magnified frames (3, d2, T)"))
-register_input(InputDef("regions", _regions, landmarks=True, doc="six region windows (T, 3, h_i, w_i)"))
+register_input(InputDef("regions", _regions, landmarks=True, doc="six region windows (T, 3, h_i, w_i) + length"))
 register_input(InputDef("dtscnn", _dtscnn, doc="flow sequences at 64 and 128 flows (2, L, 112, 96)"))

@@ -27,7 +27,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -38,7 +38,7 @@ from .face import FaceConfig, FaceStage
 from .feeds import SourceSpec, check_names, display_name
 from .magnify import MagnifyConfig, TrackMagnifiers, make_magnifier
 from .metrics import FeedSnapshot, Metrics
-from .recognize import RecognizeConfig, Recognizer, needs_sequence
+from .recognize import RecognizeConfig, Recognizer, needs_sequence, step_runner
 from .sinks import FrameSink, GuardedFrameSink, GuardedSink, JsonlSink, Sink, sink_class
 from .spotting import SpotConfig, Spotter, eye_mask, inter_ocular
 from .types import (
@@ -55,7 +55,12 @@ from .types import (
     wall_of,
 )
 
+if TYPE_CHECKING:
+    from .region_stream import RegionStream
+
 log = logging.getLogger(__name__)
+
+_STREAM_EARLY_S = 0.15  # a region window streamed from up to this long before the onset is the interval's
 
 __all__ = [
     "EventStage",
@@ -173,6 +178,7 @@ class _Track:
     born: float = 0.0  # media time of the track's first face, s
     rebased: bool = False  # the spotter was told the landmark warm-up ended
     points: np.ndarray | None = None  # (capacity, 68, 2) crop points per ring slot, for sequence models
+    stream: RegionStream | None = None  # the region CNN-LSTM's window of the movement in progress
 
 
 @dataclass(frozen=True)
@@ -188,7 +194,8 @@ class Spotted:
             handed on only once that frame has been seen).
         spotted_at: ``time.monotonic()`` when it was handed on, s.
         crops: every crop from onset to offset with the onset crop's points, for a recognizer that
-            reads whole intervals (:func:`realtime_mer.recognize.needs_sequence`); else None.
+            reads whole intervals (:func:`realtime_mer.recognize.needs_sequence`), or the logits
+            of the region CNN-LSTM's window run as the frames arrived; else None.
     """
 
     stream: str
@@ -321,6 +328,7 @@ class StreamProcessor:
         self.magnify = magnify or config.spot_input == "magnified"
         model = config.recognize.model
         self.sequences = model is not None and needs_sequence(model)  # hand on whole intervals
+        self.steps = step_runner(config.recognize) if self.sequences else None  # region CNN-LSTM, live
         self.faces = FaceStage(config.face)
         self.tracks: dict[int, _Track] = {}
         self.evm: TrackMagnifiers | None = None  # built with the first track, when magnify
@@ -413,6 +421,11 @@ class StreamProcessor:
                     track.rebased = True
                 track.waiting += track.spotter.update(face.index, face.t, face.image if watched is None else watched)
             self.clock.add("spot", (time.perf_counter() - t2) * 1e3)
+            if self.steps is not None:
+                t3 = time.perf_counter()
+                for _, face in found:
+                    self._stream_window(self.tracks[face.track], face)
+                self.clock.add("window", (time.perf_counter() - t3) * 1e3)
         self._last = frame
         for track_id, track in self.tracks.items():
             out += self._due(track_id, track, frame)
@@ -472,6 +485,27 @@ class StreamProcessor:
                     self.evm.set_fps(track_id, rate)
                 track.fps = rate
 
+    def _stream_window(self, track: _Track, face: AlignedFace) -> None:
+        """The region CNN-LSTM's step of this frame, if it is one, for the movement in progress: the
+        window starts at the spotter's onset estimate (:attr:`Spotter.movement_start`) and catches up
+        from the ring (:mod:`realtime_mer.region_stream`)."""
+        assert self.steps is not None and track.points is not None
+        if track.stream is None:
+            start = track.spotter.movement_start
+            if start is None or track.waiting:
+                return
+            slot = track.ring.slot(start)
+            if slot is None:  # older than the ring, or before the track: its oldest frame
+                start = track.ring.oldest_index
+                slot = track.ring.slot(start)
+                assert slot is not None
+            track.stream = self.steps.start(start, track.ring.images[slot], track.points[slot], track.fps)
+            indices, _, images = track.ring.sequence(start + 1, face.index)
+            for i, image in zip(indices, images):
+                track.stream.push(int(i), image)
+        else:
+            track.stream.push(face.index, face.image)
+
     def _due(self, track_id: int, track: _Track, frame: Frame) -> list[Spotted]:
         """The waiting intervals of a track whose offset frame has now been seen."""
         out, keep = [], []
@@ -484,6 +518,8 @@ class StreamProcessor:
             if (s := self._spotted(track_id, track, iv, captured)) is not None:
                 out.append(s)
         track.waiting = keep
+        if track.stream is not None and not keep and not track.spotter.active:
+            track.stream = None  # its interval was handed on, or the movement was not reported
         return out
 
     def _close_track(self, track_id: int) -> list[Spotted]:
@@ -514,7 +550,15 @@ class StreamProcessor:
             )
             return None
         crops = None
-        if track.points is not None:
+        stream = track.stream  # this movement's if it started near the onset (not a previous movement's)
+        early = int(round(_STREAM_EARLY_S * track.fps))
+        if (
+            stream is not None
+            and interval.onset - early <= stream.start <= interval.apex
+            and (logits := stream.logits_at(interval.offset)) is not None
+        ):
+            crops = IntervalCrops((track.ring.images[onset_slot], apex[2]), 1, None, track.fps, logits.copy())
+        elif track.points is not None:
             indices, _, images = track.ring.sequence(int(track.ring.indices[onset_slot]), interval.offset)
             if len(indices) < 2:  # a one-frame interval: onset and apex crops, as the pair models get
                 indices, images = np.array([indices[0], apex[0]]), np.stack([images[0], apex[2]])

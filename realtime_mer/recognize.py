@@ -2,9 +2,10 @@
 
 Every registered model runs live. Its input is made by :mod:`realtime_mer.inputs`, the definitions
 the trainer caches with: the RCN family and STRCN-G from the onset and apex crops, STRCN-A (EVM at the
-checkpoint's test factor, then the difference-heat-map mask), the region CNN-LSTM (six regions fixed
-from the onset crop's points, resampled to its window) and DTSCNN (flow sequences at 64 and 128 flows)
-from every crop of the interval. Items from every track and stream are batched into one engine call.
+checkpoint's test factor, then the difference-heat-map mask) and DTSCNN (flow sequences at 64 and 128
+flows) from every crop of the interval; items from every track and stream are batched into one engine
+call. The region CNN-LSTM (six regions fixed from the onset crop's points) runs its window a step at
+a time, live as the frames arrive (:mod:`realtime_mer.region_stream`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from .config import settings
 from .flow import FlowMethod
 from .inputs import STATE_INPUTS, InputSettings, input_def, input_kind, magnify_sequence, model_input
 from .types import IntervalCrops
+
+if TYPE_CHECKING:
+    from .region_stream import StepRunner
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +88,16 @@ class Recognizer:
         pre = meta.training.get("preprocess", {}) if isinstance(meta.training, dict) else {}
         alpha = float(pre.get("test_alpha", 0.0)) if self.input.magnified else 0.0
         shapes = {t.name: tuple(t.shape) for t in meta.inputs if t.name not in STATE_INPUTS}
-        self.settings = InputSettings(shapes, config.flow, None, alpha)
+        self.settings = InputSettings.of_model(meta.config, shapes, flow_method=config.flow, alpha=alpha)
         self.states = {t.name: tuple(t.shape) for t in meta.inputs if t.name in STATE_INPUTS}
-        self.engine = make_engine(config.engine, model=model, meta=meta)
+        self.steps: StepRunner | None = None  # the region CNN-LSTM runs its window step by step
+        if self.kind == "regions":
+            from .region_stream import StepRunner
+
+            self.steps = StepRunner(model, meta, config.engine)
+            self.engine = self.steps.engine
+        else:
+            self.engine = make_engine(config.engine, model=model, meta=meta)
         log.info("recognizer: %s (%s input) from %s on %s", meta.model, self.kind, path, self.engine.describe())
 
     @property
@@ -105,11 +116,14 @@ class Recognizer:
         crops: Any = item.frames
         if self.settings.alpha:
             crops = magnify_sequence(np.asarray(crops), self.settings.alpha, item.fps)
-        return model_input(self.kind, self.settings, crops, item.apex, item.points68)
+        return model_input(self.kind, self.settings, crops, item.apex, item.points68, item.fps)
 
     def classify(self, items: Sequence[IntervalCrops | tuple[np.ndarray, np.ndarray]]) -> list[Recognition]:
         """Classify intervals (``(onset, apex)`` crop pairs are enough for the pair models); one engine
-        call per ``max_batch`` items."""
+        call per ``max_batch`` items; the region CNN-LSTM's windows step by step (or their logits
+        streamed, :attr:`IntervalCrops.logits`)."""
+        if self.steps is not None:
+            return [self._classify_window(item) for item in items]
         from .engines import probabilities
 
         out: list[Recognition] = []
@@ -135,6 +149,23 @@ class Recognizer:
                 )
         return out
 
+    def _classify_window(self, item: IntervalCrops | tuple[np.ndarray, np.ndarray]) -> Recognition:
+        from .engines import probabilities
+
+        assert self.steps is not None
+        t0 = time.perf_counter()
+        logits = item.logits if isinstance(item, IntervalCrops) else None
+        if logits is None:
+            window = self.make_input(item)
+            t1 = time.perf_counter()
+            logits = self.steps.run_window(window)
+        else:
+            t1 = t0
+        row = probabilities(np.asarray(logits)[None])[0]
+        t2 = time.perf_counter()
+        label = self.meta.classes[int(np.argmax(row))]
+        return Recognition(label, dict(zip(self.meta.classes, map(float, row))), (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+
     def warm_up(self, size: tuple[int, int] = (128, 128)) -> None:
         """One classification of a blank interval of ``size = (w, h)`` crops: the engine's first call
         (allocations, kernel selection) happens now, not on the first live event."""
@@ -146,6 +177,18 @@ class Recognizer:
 
     def close(self) -> None:
         self.engine.close()
+
+
+def step_runner(config: RecognizeConfig) -> StepRunner | None:
+    """A :class:`StepRunner` of the configured model when it is the region CNN-LSTM (the live path
+    runs its window a step a frame, :mod:`realtime_mer.region_stream`), else None."""
+    if config.model is None or input_kind(config.model, _family(config.model)) != "regions":
+        return None
+    from .models.checkpoint import load_checkpoint
+    from .region_stream import StepRunner
+
+    model, meta = load_checkpoint(_weights_path(config), expected_model=config.model)
+    return StepRunner(model, meta, config.engine)
 
 
 def _family(model: str) -> str:

@@ -112,6 +112,7 @@ from realtime_mer.types import EventKind, Interval
 from .config import settings
 
 _MAD_TO_STD = 1.4826  # median absolute deviation -> standard deviation, Gaussian
+_RISE_S = 0.08  # typical onset -> first frame above ``low`` of a micro-expression (dev seeds, 30 fps), s
 _PATTERNS = 16  # movement patterns kept for the repeat rule (more than fit in repeat_window_s of speech)
 
 
@@ -866,6 +867,16 @@ class Spotter:
     def active(self) -> bool:
         """Whether a movement is in progress."""
         return self._active
+
+    @property
+    def movement_start(self) -> int | None:
+        """Onset frame of the movement in progress as estimated on its first frame above ``low``
+        (that frame less the running mean's lag and a typical rise of 0.08 s), None when none is;
+        the closed interval's onset is placed anew from the whole rise (2-5 frames after it at 30 fps
+        on the development seeds, so this estimate lands within about 2 frames of it)."""
+        if not self._active:
+            return None
+        return max(self._first, self._onset - int(round(self._delay + _RISE_S * self.fps)))
 
 
 # -- the MEGC metric ---------------------------------------------------------------------------------

@@ -115,13 +115,16 @@ class IntervalCrops:
             for models that read those two (the RCN family, STRCN-G).
         apex: index of the apex crop in ``frames``.
         points68: ``(68, 2)`` float32 points of the onset crop (the region CNN-LSTM's boxes), or None.
-        fps: the stream's frame rate, Hz (EVM of STRCN-A's crops).
+        fps: the stream's frame rate, Hz (EVM of STRCN-A's crops, the region window's steps).
+        logits: ``(K,)`` class logits already computed as the interval's frames arrived (the region
+            CNN-LSTM's stream, :mod:`realtime_mer.region_stream`); then ``frames`` are not read.
     """
 
     frames: np.ndarray | tuple[np.ndarray, ...]
     apex: int
     points68: np.ndarray | None = None
     fps: float = 30.0
+    logits: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)

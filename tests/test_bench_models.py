@@ -16,6 +16,8 @@ def test_models_stage_times_input_and_engine_of_each_model(face_model, tmp_path)
     for model in ("rcn-a", "region-lstm", "strcn-g"):
         for kind in ("onnxruntime", "torch"):
             assert {("event", f"{kind}:{model}"), ("input", f"{kind}:{model}"), ("engine", f"{kind}:{model}")} <= got
+    for kind in ("onnxruntime", "torch"):  # the region CNN-LSTM's live per-frame step
+        assert ("step", f"{kind}:region-lstm") in got and ("step", f"{kind}:rcn-a") not in got
     for r in rows:
         assert 0 < r.median_ms <= r.p99_ms
     events = {r.backend: r for r in rows if r.stage == "event"}

@@ -18,13 +18,15 @@ from realtime_mer.train.datasets import open_dataset
 from realtime_mer.train.preprocess import _Aligner, config_for, prepare_sample, read_frames
 from realtime_mer.types import IntervalCrops
 
-# model, its input kind, preprocessing options of its training (STRCN-A: EVM at its test factor)
+# model, its input kind, preprocessing options of its training (STRCN-A: EVM at its test factor),
+# model config (the region CNN-LSTM: the paper's window, and the shipped weights' 30 Hz differences)
 CASES = [
-    ("rcn-a", "rcn", {}),
-    ("strcn-g", "strcn-g", {}),
-    ("strcn-a", "strcn-a", {"alphas": (8.0,), "test_alpha": 8.0}),
-    ("region-lstm", "regions", {}),
-    ("dtscnn", "dtscnn", {}),
+    ("rcn-a", "rcn", {}, {}),
+    ("strcn-g", "strcn-g", {}, {}),
+    ("strcn-a", "strcn-a", {"alphas": (8.0,), "test_alpha": 8.0}, {}),
+    ("region-lstm", "regions", {}, {}),
+    ("region-lstm", "regions", {}, {"frames": 8, "rate": 15.0, "difference": 50.0}),
+    ("dtscnn", "dtscnn", {}, {}),
 ]
 
 
@@ -50,21 +52,21 @@ def aligned(sample):
 
 
 def test_every_input_kind_is_registered_once():
-    assert sorted(INPUTS) == sorted(kind for _, kind, _ in CASES)
-    assert [needs_sequence(m) for m, _, _ in CASES] == [False, False, True, True, True]
+    assert sorted(INPUTS) == sorted({kind for _, kind, _, _ in CASES})
+    assert [needs_sequence(m) for m, _, _, _ in CASES] == [False, False, True, True, True, True]
 
 
-@pytest.mark.parametrize(("model", "kind", "options"), CASES, ids=[c[0] for c in CASES])
-def test_live_input_is_the_trainers(sample, aligned, tmp_path, model, kind, options):
+@pytest.mark.parametrize(("model", "kind", "options", "model_config"), CASES, ids=[c[0] for c in CASES])
+def test_live_input_is_the_trainers(sample, aligned, tmp_path, model, kind, options, model_config):
     """Recognizer.make_input on the aligned interval == the test variant prepare_sample caches."""
     spec = get_spec(model)
-    pre = config_for(spec, **options)
+    pre = config_for(spec, model_config, **options)
     assert pre.input == kind
     cached = prepare_sample(sample, pre)
     path = tmp_path / f"{model}.safetensors"
-    meta = ModelMeta.from_spec(spec, {}, classes=("negative", "positive", "surprise"),
+    meta = ModelMeta.from_spec(spec, model_config, classes=("negative", "positive", "surprise"),
                                training={"preprocess": asdict(pre)})  # fmt: skip
-    save_checkpoint(build_model(model), path, meta)
+    save_checkpoint(build_model(model, model_config), path, meta)
     recognizer = Recognizer(RecognizeConfig(model=model, weights=str(path), engine="torch"))
     crops, points = aligned
     apex = int(np.argmin(np.abs(np.arange(sample.onset, sample.offset + 1)[: len(crops)] - sample.apex)))

@@ -121,3 +121,26 @@ def test_a_clip_without_a_face_is_left_out_and_cached(tmp_path, face_model):
         sample_file(tmp_path / "cache", cfg, blank).with_suffix(".fail.txt").read_text()
         == "no face found on the onset frame"
     )
+
+
+@pytest.mark.parametrize(
+    ("model", "test_alpha", "ok"),
+    [("strcn-a", 8.0, True), ("strcn-g", 8.0, False), ("rcn-a", 8.0, False), ("strcn-g", 0.0, True)],
+)
+def test_only_inputs_magnified_live_are_tested_magnified(model, test_alpha, ok):
+    """Live, only STRCN-A's crops go through EVM: another input tested at an EVM factor would be
+    scored on inputs the live path never makes (magnified training variants stay allowed)."""
+    if ok:
+        assert config_for(get_spec(model), alphas=(0.0, 8.0), test_alpha=test_alpha).test_alpha == test_alpha
+    else:
+        with pytest.raises(ValueError, match="only STRCN-A.s crops are magnified"):
+            config_for(get_spec(model), alphas=(0.0, 8.0), test_alpha=test_alpha)
+
+
+def test_strcn_g_defaults_test_unmagnified():
+    from realtime_mer.train.experiment import load_run_config, preprocess_config
+
+    _, pre = preprocess_config(load_run_config(None, {"model": "strcn-g"}), 3)
+    assert pre.input == "strcn-g" and pre.test_alpha == 0.0 and 8.0 in pre.alphas
+    _, pre = preprocess_config(load_run_config(None, {"model": "strcn-a"}), 3)
+    assert pre.test_alpha == 8.0

@@ -121,12 +121,13 @@ def open_datasets(specs: Sequence[str]) -> Dataset:
 def preprocess_config(run: RunConfig, num_classes: int) -> tuple[dict[str, Any], PreprocessConfig]:
     """The model config (with ``num_classes``) and the preprocessing config of ``run``."""
     spec = get_spec(run.model)
-    bad = sorted(set(run.preprocess) & {"input", "shapes"})
+    bad = sorted(set(run.preprocess) & {"input", "shapes", "rate", "difference"})
     if bad:
-        raise ConfigError(f"preprocess.{bad[0]} comes from the model's input spec; leave it out")
+        raise ConfigError(f"preprocess.{bad[0]} comes from the model's input spec and config; leave it out")
     model_config = spec.config({**run.model_config, "num_classes": num_classes})
     base = config_for(spec, model_config)
-    pre = from_mapping(PreprocessConfig, {**run.preprocess, "input": base.input, "shapes": base.shapes}, "preprocess")
+    fixed = {"input": base.input, "shapes": base.shapes, "rate": base.rate, "difference": base.difference}
+    pre = from_mapping(PreprocessConfig, {**run.preprocess, **fixed}, "preprocess")
     return model_config, pre
 
 
@@ -296,10 +297,12 @@ def report_last_line(scores: dict[str, Scores]) -> str:
 def checkpoint_preprocess(meta: ModelMeta, overrides: dict[str, Any] | None = None) -> PreprocessConfig:
     """The preprocessing a checkpoint was trained with (``training["preprocess"]``), else the model's
     defaults; ``overrides`` change fields (e.g. ``{"flow_method": "tvl1"}``: evaluate under another
-    preprocessing than the training one). ``input`` and ``shapes`` belong to the model."""
+    preprocessing than the training one). ``input``, ``shapes``, ``rate`` and ``difference`` belong to
+    the model."""
     stored = meta.training.get("preprocess") if isinstance(meta.training, dict) else None
-    base = dict(stored) if stored else asdict(config_for(get_spec(meta.model), meta.config))
-    bad = sorted(set(overrides or {}) & {"input", "shapes"})
+    model = config_for(get_spec(meta.model), meta.config)
+    base = {**(stored or asdict(model)), "rate": model.rate, "difference": model.difference}
+    bad = sorted(set(overrides or {}) & {"input", "shapes", "rate", "difference"})
     if bad:
         raise ConfigError(f"preprocess.{bad[0]} comes from the checkpoint's model; leave it out")
     return from_mapping(PreprocessConfig, {**base, **(overrides or {})}, "checkpoint preprocess")
@@ -406,14 +409,23 @@ def evaluate_checkpoint(
     rows = prepared.test_rows
     inputs = {k: v[rows] for k, v in prepared.inputs.items()}
     states = {t.name: t.shape for t in meta.inputs if t.name not in inputs}
-    eng = make_engine(engine, model=model, meta=meta, device="cpu")  # type: ignore[arg-type]
-    _log(f"engine: {eng.describe()}")
     probs = []
-    for i in range(0, len(rows), batch):
-        b = {k: np.ascontiguousarray(v[i : i + batch]) for k, v in inputs.items()}
-        n = len(next(iter(b.values())))
-        b.update({k: np.zeros((n, *s), np.float32) for k, s in states.items()})
-        probs.append(probabilities(eng.predict(b)))
+    if "length" in inputs:  # the region CNN-LSTM's padded windows: step by step, as live
+        from realtime_mer.region_stream import StepRunner
+
+        steps = StepRunner(model, meta, engine)
+        eng = steps.engine
+        _log(f"engine: {eng.describe()}")
+        for i in range(len(rows)):
+            probs.append(probabilities(steps.run_window({k: v[i] for k, v in inputs.items()})[None]))
+    else:
+        eng = make_engine(engine, model=model, meta=meta, device="cpu")  # type: ignore[arg-type]
+        _log(f"engine: {eng.describe()}")
+        for i in range(0, len(rows), batch):
+            b = {k: np.ascontiguousarray(v[i : i + batch]) for k, v in inputs.items()}
+            n = len(next(iter(b.values())))
+            b.update({k: np.zeros((n, *s), np.float32) for k, s in states.items()})
+            probs.append(probabilities(eng.predict(b)))
     eng.close()
     p = np.concatenate(probs)
     y_true = np.array([meta.classes.index(s.label_name) for s in prepared.samples])

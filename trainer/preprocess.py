@@ -46,7 +46,15 @@ from realtime_mer.config import settings
 from realtime_mer.errors import UserError
 from realtime_mer.files import atomic_path, cache_dir
 from realtime_mer.flow import FlowMethod
-from realtime_mer.inputs import STATE_INPUTS, InputKind, InputSettings, input_kind, magnify_sequence, model_input
+from realtime_mer.inputs import (
+    STATE_INPUTS,
+    InputKind,
+    InputSettings,
+    input_def,
+    input_kind,
+    magnify_sequence,
+    model_input,
+)
 from realtime_mer.train.augment import keep_indices, variant_grid
 from realtime_mer.train.datasets import Dataset, Sample
 
@@ -76,6 +84,8 @@ class PreprocessConfig:
         keep_ratios: frame keep ratios of the training variants.
         test_alpha: EVM factor of the test variant (keep ratio 1).
         seed: seed of the frame selection of keep ratios below 1.
+        rate, difference: the region window's (:class:`realtime_mer.inputs.InputSettings`), from
+            the model config.
     """
 
     input: InputKind = "rcn"
@@ -89,6 +99,8 @@ class PreprocessConfig:
     keep_ratios: tuple[float, ...] = (1.0,)
     test_alpha: float = 0.0
     seed: int = 0
+    rate: float = 0.0
+    difference: float = 0.0
 
     def __post_init__(self) -> None:
         if self.input not in ("rcn", "strcn-g", "strcn-a", "regions", "dtscnn"):
@@ -97,6 +109,12 @@ class PreprocessConfig:
             raise PreprocessError(f"landmark_every must be >= 1, got {self.landmark_every}")
         if self.apex not in ("auto", "label", "strcn"):
             raise PreprocessError(f"apex must be 'auto', 'label' or 'strcn', got {self.apex!r}")
+        if self.test_alpha and not input_def(self.input).magnified:
+            raise PreprocessError(
+                f"test_alpha {self.test_alpha}: live, only STRCN-A's crops are magnified, so {self.input} "
+                "inputs are tested (and run live) unmagnified; set test_alpha: 0 (magnified training "
+                "variants, alphas, stay an augmentation)"
+            )
         try:
             variant_grid(self.alphas, self.keep_ratios, self.test_alpha)
         except ValueError as e:
@@ -104,7 +122,9 @@ class PreprocessConfig:
 
     def input_settings(self) -> InputSettings:
         """What :func:`realtime_mer.inputs.model_input` needs of this config (the test variant's alpha)."""
-        return InputSettings(dict(self.shapes), self.flow_method, self.flow_preset, self.test_alpha)
+        return InputSettings(
+            dict(self.shapes), self.flow_method, self.flow_preset, self.test_alpha, self.rate, self.difference
+        )
 
     @property
     def variants(self) -> list[tuple[float, float]]:
@@ -121,6 +141,8 @@ def config_for(spec: Any, model_config: dict[str, Any] | None = None, **options:
     ``model_config``; ``options`` set the other fields. Inputs fed with zeros (the region model's
     LSTM state ``h0``, ``c0``) are left out of ``shapes``."""
     shapes = {t.name: tuple(t.shape) for t in spec.inputs(model_config) if t.name not in STATE_INPUTS}
+    window = InputSettings.of_model(spec.config(model_config), shapes)
+    options = {"rate": window.rate, "difference": window.difference, **options}
     return PreprocessConfig(input=input_kind(spec.name, spec.family), shapes=shapes, **options)
 
 
@@ -259,7 +281,7 @@ def prepare_sample(sample: Sample, cfg: PreprocessConfig) -> dict[str, np.ndarra
         a = _apex_index(cfg, sample, grey[keep], numbers[keep])
         a = max(a, 1) if len(keep) > 1 else 0
         apexes.append(int(numbers[keep][a]))
-        for k, v in model_input(cfg.input, cfg.input_settings(), magnified[alpha][keep], a, points68).items():
+        for k, v in model_input(cfg.input, cfg.input_settings(), magnified[alpha][keep], a, points68, fps).items():
             out.setdefault(k, []).append(v.astype(np.float32, copy=False))
     arrays = {k: np.stack(v) for k, v in out.items()}
     arrays["variants"] = np.asarray(cfg.variants, np.float32)

@@ -61,6 +61,10 @@ class TrainConfig:
         val_fraction: share of the training subjects held out to pick the epoch (0: last epoch).
         init: checkpoint file every fold and the final model start from (``mer-train --init``;
             checked by :func:`realtime_mer.train.experiment.check_init`); ``None``: fresh weights.
+        cnn_epochs: the region CNN-LSTM's two stages (seed 002): first this many epochs of the
+            region CNNs alone, each on its "not me" targets at every window's peak frame, then
+            ``epochs`` of the LSTMs and the dense head with the CNNs frozen; 0: one stage, the
+            whole model with the region loss added.
         threads: torch threads of a fold (1: these small models train fastest on one thread a
             fold, and more threads than free cores makes torch's OpenMP spin: 80x slower measured
             on the shared 2-core machine; parallelise with ``--jobs`` instead).
@@ -78,6 +82,7 @@ class TrainConfig:
     balance: Literal["none", "nine-crop"] = "none"
     per_class: int = 500
     val_fraction: float = 0.0
+    cnn_epochs: int = 0
     threads: int = 1
     init: str | None = None
 
@@ -86,6 +91,8 @@ class TrainConfig:
             raise ValueError(f"epochs and batch must be >= 1 and lr > 0, got {self.epochs}, {self.batch}, {self.lr}")
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.cnn_epochs < 0:
+            raise ValueError(f"cnn_epochs must be >= 0, got {self.cnn_epochs}")
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         if not 0 <= self.val_fraction < 1:
@@ -139,7 +146,11 @@ def input_names(model_name: str, model_config: dict[str, Any]) -> list[str]:
 def forward(
     model: nn.Module, names: Sequence[str], batch: dict[str, torch.Tensor], state_shapes: dict[str, tuple[int, ...]]
 ) -> tuple[torch.Tensor, ...]:
-    """The model's outputs (a tuple) for a batch; state inputs (``h0``, ``c0``) start at zeros."""
+    """The model's outputs (a tuple) for a batch; state inputs (``h0``, ``c0``) start at zeros. A
+    padded window with its ``length`` (the region CNN-LSTM's) is read after its last real step."""
+    if "length" in batch and hasattr(model, "window_logits"):
+        regions = [batch[k] for k in names if k not in state_shapes]
+        return (model.window_logits(*regions, lengths=batch["length"][:, 0]),)
     first = next(iter(batch.values()))
     args = [batch[k] if k in batch else torch.zeros((first.shape[0], *state_shapes[k]), device=first.device)
             for k in names]  # fmt: skip
@@ -233,16 +244,25 @@ def train_fold(
     region_loss = None
     if hasattr(model, "region_logits") and set(classes) == {"negative", "positive", "surprise"}:
         region_loss = RegionFocalLoss(responsible_indices(list(classes)), k, cfg.gamma).to(device)
-    params = model.parameters()
-    if cfg.optimizer == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(params, cfg.lr, cfg.momentum, weight_decay=cfg.weight_decay)
-    else:
-        opt = torch.optim.Adam(params, cfg.lr, weight_decay=cfg.weight_decay)
     result = FoldResult(name, np.zeros((0, k), np.float32))
+    frozen: nn.Module | None = None
+    if cfg.cnn_epochs:
+        if region_loss is None or not hasattr(model, "peak_region_logits"):
+            raise ValueError(
+                f"cnn_epochs (two-stage training) is for the region CNN-LSTM with the MEGC classes, not "
+                f"{model_name} with {list(classes)}: set cnn_epochs: 0"
+            )
+        _train_region_cnns(name, model, data, names, region_loss, input_kind, cfg, rng, device, result, log)
+        frozen = model.cnns
+        frozen.requires_grad_(False)
+        region_loss = None
+    opt = _optimizer(model.sequence_parameters() if frozen is not None else model.parameters(), cfg)
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None
     for epoch in range(cfg.epochs):
         t0 = time.perf_counter()
         model.train()
+        if frozen is not None:
+            frozen.eval()  # no dropout in the frozen CNNs
         order = (
             balanced_indices(y_train, cfg.per_class, rng)
             if cfg.balance == "nine-crop"
@@ -288,6 +308,51 @@ def train_fold(
     if keep_state:
         result.state_dict = {kk: v.detach().cpu().clone() for kk, v in model.state_dict().items()}
     return result
+
+
+def _optimizer(params: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, cfg.lr, cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _train_region_cnns(
+    name: str,
+    model: nn.Module,
+    data: FoldData,
+    names: Sequence[str],
+    region_loss: RegionFocalLoss,
+    input_kind: str,
+    cfg: TrainConfig,
+    rng: np.random.Generator,
+    device: str,
+    result: FoldResult,
+    log: Callable[[str], None] | None,
+) -> None:
+    """Stage one of seed 002: ``cfg.cnn_epochs`` epochs of the region CNNs and their "not me" heads
+    alone, on every training window's peak frame (:meth:`RegionLSTM.peak_region_logits`)."""
+    cnns = model.cnns
+    assert isinstance(cnns, nn.Module)
+    opt = _optimizer(cnns.parameters(), cfg)
+    for epoch in range(cfg.cnn_epochs):
+        t0 = time.perf_counter()
+        model.train()
+        order = rng.permutation(len(data.train))
+        losses = []
+        for i in range(0, len(order), cfg.batch):
+            rows = data.train[order[i : i + cfg.batch]]
+            x = _augment({kk: v[rows] for kk, v in data.inputs.items()}, input_kind, cfg, rng)
+            batch = [torch.from_numpy(np.ascontiguousarray(x[n])).to(device) for n in names if n in x]
+            loss = region_loss(model.peak_region_logits(*batch), torch.from_numpy(data.labels[rows]).to(device))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+        result.epoch_seconds.append(time.perf_counter() - t0)
+        result.train_loss.append(float(np.mean(losses)))
+        if log:
+            log(f"{name}: region CNNs epoch {epoch + 1}/{cfg.cnn_epochs} loss {result.train_loss[-1]:.4f} "
+                f"({result.epoch_seconds[-1]:.2f} s)")  # fmt: skip
 
 
 # ---------------------------------------------------------------- all folds

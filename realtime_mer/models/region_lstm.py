@@ -10,6 +10,13 @@ window, and the state ``h1``, ``c1`` ``(B, 6, 120)`` to feed back as ``h0``, ``c
 So a fixed window of T frames (default 16) runs chunk by chunk in ONNX Runtime or TensorRT, and the
 logits after a chunk are those of the whole sequence so far.
 
+The window (``realtime_mer.inputs.region_window``; config ``frames`` T, ``rate``, ``difference``):
+the interval's frames from its onset, one step every ``fps / rate`` frames (``rate`` 0: every frame),
+at most T, zero-padded at the end as the paper pads its sequences; the logits are read after the last
+real step (:meth:`RegionLSTM.window_logits`; live, the model runs one step a frame as they arrive,
+``realtime_mer.region_stream``). ``difference`` > 0 feeds each step as its difference from the first
+(what moved since the onset) times ``difference``, clipped to [-3, 3] (seed 002: the crops themselves).
+
 Per-region CNN (Sec. 4.1.2): conv 4@5x5 -> max-pool 2 -> conv 8@3x3 -> max-pool 2 -> four parallel
 16@{1,3,5,7} ("same" padding) concatenated with the pooled conv-2 output (72 channels) -> global
 average pool -> dense 1024 -> dropout 0.2 -> dense 20 (the features), ReLU throughout; a dense K + 1
@@ -135,6 +142,45 @@ class RegionLSTM(nn.Module):
             out.append(head(cnn(self._frames(i, r))).unflatten(0, r.shape[:2]))
         return out
 
+    def peak_region_logits(self, *regions: torch.Tensor) -> list[torch.Tensor]:
+        """Per region, the "not me" logits ``(N, K + 1)`` of each window's peak frame: the one that
+        differs most (mean absolute difference) from the window's first frame, the region's apex.
+
+        The first stage of seed 002's training (the region CNNs on frames, before the LSTMs);
+        ``regions`` as for :meth:`forward`.
+        """
+        if len(regions) != len(self.cnns):
+            raise ValueError(
+                f"expected {len(self.cnns)} region tensors ({', '.join(REGION_NAMES)}), got {len(regions)}"
+            )
+        out = []
+        for i, (cnn, r) in enumerate(zip(self.cnns, regions)):
+            self._frames(i, r)  # the shape check
+            peak = (r - r[:, :1]).abs().flatten(2).mean(2).argmax(1)
+            head = cnn.head
+            assert isinstance(head, nn.Module)
+            out.append(head(cnn(r[torch.arange(len(r)), peak])))
+        return out
+
+    def window_logits(self, *regions: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, K)`` of zero-padded windows read after their last real step: ``lengths``
+        ``(N,)`` steps (>= 1) of the T; the same as :meth:`forward` on the first ``lengths`` steps from
+        zero state. ``regions`` as for :meth:`forward`."""
+        if len(regions) != len(self.cnns):
+            raise ValueError(
+                f"expected {len(self.cnns)} region tensors ({', '.join(REGION_NAMES)}), got {len(regions)}"
+            )
+        last = (lengths.long().clamp(min=1) - 1).view(-1)
+        outs = []
+        for i, (cnn, lstm, r) in enumerate(zip(self.cnns, self.lstms, regions)):
+            seq, _ = lstm(cnn(self._frames(i, r)).reshape(-1, r.shape[1], lstm.input_size))
+            outs.append(self.drop(seq[torch.arange(len(seq)), last]))
+        return self.classifier(torch.cat(outs, dim=1))
+
+    def sequence_parameters(self) -> list[nn.Parameter]:
+        """The parameters after the region CNNs (LSTMs and the dense head): the second stage."""
+        return [*self.lstms.parameters(), *self.classifier.parameters()]
+
     def forward(
         self,
         right_eye_brow: torch.Tensor,
@@ -167,7 +213,7 @@ def _build(cfg: dict[str, Any]) -> RegionLSTM:
 def _inputs(cfg: dict[str, Any]) -> tuple[TensorSpec, ...]:
     t, c, hid = cfg["frames"], cfg["in_channels"], cfg["hidden"]
     regions = tuple(
-        TensorSpec(name, (t, c, h, w), doc=f"{name} crops, a window of {t} frames (realtime_mer.flow.region_sequences)")
+        TensorSpec(name, (t, c, h, w), doc=f"{name} crops, a window of {t} steps (realtime_mer.inputs.region_window)")
         for name, (h, w) in zip(REGION_NAMES, REGION_SIZES)
     )
     state = (
@@ -192,6 +238,8 @@ register(
             "hidden": 120,
             "dropout": 0.2,
             "dense": 64,
+            "rate": 0.0,
+            "difference": 0.0,
         },
         doc="seed 002 (MEGC 2019) six-region CNN-LSTM: six (16, 3, h, w) region windows + LSTM state (6, 120)",
     )
