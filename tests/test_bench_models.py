@@ -21,9 +21,8 @@ def test_models_stage_times_input_and_engine_of_each_model(face_model, tmp_path)
     for r in rows:
         assert 0 < r.median_ms <= r.p99_ms
     events = {r.backend: r for r in rows if r.stage == "event"}
-    assert "shipped weights" in events["onnxruntime:rcn-a"].note
-    assert "fresh weights" in events["onnxruntime:region-lstm"].note  # it ships none (REPORT.md)
-    assert "fresh weights" in events["onnxruntime:strcn-g"].note
+    for model in ("rcn-a", "region-lstm", "strcn-g"):
+        assert "shipped weights" in events[f"onnxruntime:{model}"].note
     parts = {(r.stage, r.backend): r.median_ms for r in rows}
     for backend in events:  # an event costs at least its input or its engine part
         assert events[backend].median_ms >= 0.9 * max(parts[("input", backend)], parts[("engine", backend)])

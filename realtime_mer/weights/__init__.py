@@ -3,8 +3,7 @@
 Each ``<model>.safetensors`` carries its :class:`realtime_mer.models.checkpoint.ModelMeta`
 (model, config, classes, input spec, and under ``training`` the data, preprocessing, optimisation
 and protocol scores); ``REPORT.md`` says how each was trained and how well it does, with the
-commands that reproduce it. Shipped: ``rcn-a``, ``strcn-a`` and ``dtscnn`` (the region CNN-LSTM did not
-learn within the training budget and ships none)
+commands that reproduce it. Shipped: ``rcn-a``, ``strcn-g``, ``strcn-a``, ``region-lstm`` and ``dtscnn``
 (:func:`available`; ``realtime-mer models`` lists them). Load one with
 ``realtime_mer.models.checkpoint.load_checkpoint(default_weights("rcn-a"))``.
 """
