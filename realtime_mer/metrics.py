@@ -81,7 +81,7 @@ class Metrics:
         self.events = Counter("realtime_mer_events", "Events emitted", ["stream", "kind", "label"], registry=r)
         self.stage = Histogram(
             "realtime_mer_stage_seconds",
-            "Time per frame (face, evm, spot) or per event (input, engine) in each stage",
+            "Time per frame (face, evm, spot; window: the region CNN-LSTM's steps) or per event (input, engine)",
             ["stream", "stage"],
             buckets=STAGE_BUCKETS,
             registry=r,

@@ -1074,7 +1074,14 @@ def check_source(spec: SourceSpec, config: PipelineConfig) -> tuple[Any, Pipelin
 def stage_observer(metrics: Metrics, stream: str) -> Callable[[str, float], None]:
     """``observe(stage, seconds)`` into ``stream``'s per-frame stage histograms."""
     children = {stage: metrics.stage.labels(stream=stream, stage=stage) for stage in ("face", "evm", "spot")}
-    return lambda stage, seconds: children[stage].observe(seconds)
+
+    def observe(stage: str, seconds: float) -> None:
+        child = children.get(stage)
+        if child is None:  # a stage only some models have: the region CNN-LSTM's window steps
+            child = children[stage] = metrics.stage.labels(stream=stream, stage=stage)
+        child.observe(seconds)
+
+    return observe
 
 
 def health_line(stream: str, s: FeedSnapshot, events: int) -> str:
