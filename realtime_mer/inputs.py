@@ -10,6 +10,7 @@ after EVM) registered to the first (onset) frame, the apex index into them and t
 * ``strcn-g``: ``strcn_g_input`` of onset -> apex, ``(2, h, w)``;
 * ``strcn-a``: ``strcn_a_input`` over the interval (the difference-heat-map mask), ``(3, d2, T)``;
   its crops are EVM-magnified first (:func:`magnify_sequence`; the checkpoint's ``test_alpha``);
+  with ``difference`` each frame column is its difference from the first, times that, clipped;
 * ``regions``: the six regions of the region CNN-LSTM, boxes fixed from the onset points
   (:func:`realtime_mer.face.regions.regions`): the window (:func:`region_window`), each region
   ``(T, 3, h_i, w_i)``, plus ``length`` ``(1,)``, how many of its T steps are frames;
@@ -62,8 +63,8 @@ class InputSettings:
         alpha: EVM factor the crops of a ``magnified`` kind are magnified with before
             :func:`model_input` (:func:`magnify_sequence`; the checkpoint's ``test_alpha``), 0: none.
         rate: steps a second of the region window (:func:`region_window`); 0: every frame.
-        difference: the region window's frames as their difference from its first frame, times
-            this, clipped to [-3, 3]; 0: the crops themselves (seed 002).
+        difference: the region window's steps (STRCN-A's frame columns) as their difference from
+            the first, times this, clipped to [-3, 3]; 0: the frames themselves (the papers).
     """
 
     shapes: dict[str, tuple[int, ...]]
@@ -179,7 +180,10 @@ def _strcn_g(s: InputSettings, crops: Crops, apex: int, _: np.ndarray | None, __
 def _strcn_a(s: InputSettings, crops: Crops, _: int, __: np.ndarray | None, ___: float) -> dict[str, np.ndarray]:
     name, shape = _first(s)
     p = shape[1] / (STRCN_A_SIZE[0] * STRCN_A_SIZE[1])
-    return {name: flow.strcn_a_input(np.asarray(crops), p=p, size=STRCN_A_SIZE, length=shape[2])}
+    x = flow.strcn_a_input(np.asarray(crops), p=p, size=STRCN_A_SIZE, length=shape[2])
+    if s.difference:  # each frame column as its difference from the first (the onset)
+        x = np.clip((x - x[..., :1]) * np.float32(s.difference), -3.0, 3.0)
+    return {name: x}
 
 
 def _dtscnn(s: InputSettings, crops: Crops, _: int, __: np.ndarray | None, ___: float) -> dict[str, np.ndarray]:

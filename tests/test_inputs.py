@@ -19,11 +19,12 @@ from realtime_mer.train.preprocess import _Aligner, config_for, prepare_sample, 
 from realtime_mer.types import IntervalCrops
 
 # model, its input kind, preprocessing options of its training (STRCN-A: EVM at its test factor),
-# model config (the region CNN-LSTM: the paper's window, and the shipped weights' 30 Hz differences)
+# model config (the paper's inputs, and the onset differences of the shipped STRCN-A and region CNN-LSTM)
 CASES = [
     ("rcn-a", "rcn", {}, {}),
     ("strcn-g", "strcn-g", {}, {}),
     ("strcn-a", "strcn-a", {"alphas": (8.0,), "test_alpha": 8.0}, {}),
+    ("strcn-a", "strcn-a", {"alphas": (8.0,), "test_alpha": 8.0}, {"difference": 20.0}),
     ("region-lstm", "regions", {}, {}),
     ("region-lstm", "regions", {}, {"frames": 8, "rate": 15.0, "difference": 50.0}),
     ("dtscnn", "dtscnn", {}, {}),
@@ -53,7 +54,7 @@ def aligned(sample):
 
 def test_every_input_kind_is_registered_once():
     assert sorted(INPUTS) == sorted({kind for _, kind, _, _ in CASES})
-    assert [needs_sequence(m) for m, _, _, _ in CASES] == [False, False, True, True, True, True]
+    assert [needs_sequence(m) for m, _, _, _ in CASES] == [False, False, True, True, True, True, True]
 
 
 @pytest.mark.parametrize(("model", "kind", "options", "model_config"), CASES, ids=[c[0] for c in CASES])

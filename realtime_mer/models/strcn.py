@@ -9,7 +9,9 @@ Inputs (sizes are (height, width); the face crop is 2.2 x 1.8 eye distances, so 
 
 * STRCN-A ``appearance`` ``(B, 3, d2, T)``: magnified frames resized to 64x48, the top p = 30 % pixels
   of the difference heat map (d2 = round(0.3 * 3072) = 922), one frame per column, T = 30 frames
-  (``realtime_mer.flow.strcn_a_input``); pools (4x1, 4x1, 4x4, 2x2) along (pixels, time):
+  (``realtime_mer.flow.strcn_a_input``; config ``difference`` > 0: each column's difference from the
+  first, times that, made by the input definition ``realtime_mer.inputs``); pools (4x1, 4x1, 4x4,
+  2x2) along (pixels, time):
   922x30 -> conv 918x26 -> 229x26 -> 57x26 -> 14x6 -> 7x3 -> global average.
 * STRCN-G ``flow`` ``(B, 2, 300, 245)``: onset->apex flow (u, v) (``realtime_mer.flow.strcn_g_input``);
   pools 4x4, 4x4, 4x4, 2x2: 300x245 -> conv 296x241 -> 74x60 -> 18x15 -> 4x3 -> 2x1 -> global average.
@@ -109,7 +111,7 @@ register(
         build=_build(STRCN_A_POOLS),
         input_spec=_inputs_a,
         outputs=("logits",),
-        default_config={"in_channels": 3, "pixels": 922, "frames": 30, **_COMMON},
+        default_config={"in_channels": 3, "pixels": 922, "frames": 30, "difference": 0.0, **_COMMON},
         doc="seed 001 (TMM 2019) Table I, STRCN-A: input (3, 922, 30) masked pixels x frames",
     )
 )
