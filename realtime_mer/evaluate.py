@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .capture import open_source
-from .pipeline import PipelineConfig, StreamProcessor, merge_config
+from .pipeline import PipelineConfig, Spotted, StreamProcessor, merge_config
 from .spotting import SpotScore, interval_iou, match_intervals
 from .types import Frame, Interval
 
@@ -237,13 +237,13 @@ def _span(i: Interval) -> Span:
     return i.onset, i.apex, i.offset, i.kind
 
 
-def evaluate_clip(truth, config: PipelineConfig) -> SpotReport:
-    """Spot one synthetic clip with the live signal path and score it against its ground truth."""
+def spot_clip(truth, config: PipelineConfig, magnify: bool = True) -> tuple[list[Spotted], int]:
+    """One synthetic clip through the live signal path (decoder, faces, spotter, and the region
+    CNN-LSTM's steps when it is the model): the spotted intervals and the number of frames read."""
     source = open_source("video", str(truth.video), config.capture)
     source.open()
-    proc = StreamProcessor(truth.clip, config, lambda: truth.fps)
-    spotted = []
-    t0 = time.perf_counter()
+    proc = StreamProcessor(truth.clip, config, lambda: truth.fps, magnify=magnify)
+    spotted: list[Spotted] = []
     index = 0
     try:
         while (item := source.read()) is not None:
@@ -255,7 +255,14 @@ def evaluate_clip(truth, config: PipelineConfig) -> SpotReport:
     finally:
         spotted += proc.close()
         source.close()
-    report = SpotReport(clips=1, frames=index, seconds=time.perf_counter() - t0)
+    return spotted, index
+
+
+def evaluate_clip(truth, config: PipelineConfig) -> SpotReport:
+    """Spot one synthetic clip with the live signal path and score it against its ground truth."""
+    t0 = time.perf_counter()
+    spotted, frames = spot_clip(truth, config)
+    report = SpotReport(clips=1, frames=frames, seconds=time.perf_counter() - t0)
     for face in range(len(truth.faces)):
         pred = [_span(s.interval) for s in spotted if _face_of(s.bbox, truth.faces) == face]
         planted = [(e.onset, e.apex, e.offset, e.kind) for e in truth.events if e.face == face]

@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from realtime_mer.pipeline import StreamProcessor, load_pipeline_config
+from realtime_mer.pipeline import load_pipeline_config
 from realtime_mer.recognize import RecognizeConfig, Recognizer
 from realtime_mer.synth import EventConfig, SynthConfig, write_dataset
 from realtime_mer.train.datasets import open_dataset
@@ -85,9 +85,8 @@ def test_shipped_weights_label_planted_micro_expressions(planted, model):
 def test_stream_processor_hands_whole_intervals_to_sequence_models(face_model, tmp_path):
     """With a sequence model configured the spotted intervals carry every crop from onset to offset
     and the onset points; with an RCN they carry none (the pair is enough)."""
-    from realtime_mer.capture import open_source
+    from realtime_mer.evaluate import spot_clip
     from realtime_mer.synth import load_ground_truth
-    from realtime_mer.types import Frame
 
     events = EventConfig(micro_amplitude=(2.5, 3.0), events_per_clip=(1, 1), neutral_fraction=0.0)
     cfg = SynthConfig(subjects=1, clip_seconds=(4.0, 4.0), events=events)
@@ -95,17 +94,7 @@ def test_stream_processor_hands_whole_intervals_to_sequence_models(face_model, t
     (truth,) = load_ground_truth(tmp_path).values()
     for model, whole in (("dtscnn", True), ("rcn-a", False)):
         config = replace(load_pipeline_config(), recognize=RecognizeConfig(model=model))
-        proc = StreamProcessor("clip", config, lambda: truth.fps, magnify=False)
-        spotted = []
-        src = open_source("video", str(truth.video))
-        src.open()
-        try:
-            for i in range(truth.n_frames):
-                image, t = src.read()
-                spotted += proc.process(Frame("clip", i, t, 0.0, image))
-        finally:
-            src.close()
-        spotted += proc.close()
+        spotted, _ = spot_clip(truth, config, magnify=False)
         assert spotted, "the planted micro-expression was not spotted"
         for s in spotted:
             if not whole:

@@ -78,11 +78,10 @@ def test_streamed_window_is_the_trained_one(interval, engine, fps):
 def test_stream_processor_streams_region_windows(face_model, tmp_path):
     """With the region CNN-LSTM configured, spotted micro-expressions reach the event stage with their
     logits already computed (no crops to read at the close), and the recognizer labels them."""
-    from realtime_mer.capture import open_source
-    from realtime_mer.pipeline import StreamProcessor, load_pipeline_config
+    from realtime_mer.evaluate import spot_clip
+    from realtime_mer.pipeline import load_pipeline_config
     from realtime_mer.recognize import RecognizeConfig, Recognizer
     from realtime_mer.synth import load_ground_truth
-    from realtime_mer.types import Frame
 
     model, meta = _model()
     weights = save_checkpoint(model, tmp_path / "region-lstm.safetensors", meta)
@@ -92,21 +91,10 @@ def test_stream_processor_streams_region_windows(face_model, tmp_path):
                   config=SynthConfig(subjects=1, clip_seconds=(5.0, 5.0), events=events))  # fmt: skip
     (truth,) = load_ground_truth(tmp_path / "clip").values()
     rc = RecognizeConfig(model="region-lstm", weights=str(weights), engine="onnxruntime")
-    proc = StreamProcessor("clip", replace(load_pipeline_config(), recognize=rc), lambda: truth.fps, magnify=False)
-    spotted = []
-    src = open_source("video", str(truth.video))
-    src.open()
-    try:
-        for i in range(truth.n_frames):
-            image, t = src.read()
-            spotted += proc.process(Frame("clip", i, t, 0.0, image))
-    finally:
-        src.close()
-    spotted += proc.close()
+    spotted, _ = spot_clip(truth, replace(load_pipeline_config(), recognize=rc), magnify=False)
     micro = [s for s in spotted if s.interval.kind == "micro"]
     assert micro, "no planted micro-expression was spotted"
     assert all(s.crops is not None and s.crops.logits is not None for s in micro)
-    assert "window" in proc.clock.medians()
     rec = Recognizer(rc)
     for r, s in zip(rec.classify([s.recognition_input() for s in micro]), micro):
         assert r.label in CLASSES and r.input_ms == 0.0
