@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_STREAM_EARLY_S = 0.15  # a region window streamed from up to this long before the onset is the interval's
+_STEPS_PER_FRAME = 2  # region CNN-LSTM steps run a frame at most (a window behind catches up at this pace)
 
 __all__ = [
     "EventStage",
@@ -486,25 +486,35 @@ class StreamProcessor:
                 track.fps = rate
 
     def _stream_window(self, track: _Track, face: AlignedFace) -> None:
-        """The region CNN-LSTM's step of this frame, if it is one, for the movement in progress: the
-        window starts at the spotter's onset estimate (:attr:`Spotter.movement_start`) and catches up
-        from the ring (:mod:`realtime_mer.region_stream`)."""
+        """The region CNN-LSTM's steps for the movement in progress. The window starts at the
+        spotter's onset estimate (:attr:`Spotter.movement_start`, where the interval would begin if
+        it closed now); when the estimate moves by more than a step (the movement is still rising) it
+        starts anew there. Steps run from the ring, at most :data:`_STEPS_PER_FRAME` a frame, so a
+        window that starts behind the live frame catches up over the next frames
+        (:mod:`realtime_mer.region_stream`)."""
         assert self.steps is not None and track.points is not None
-        if track.stream is None:
-            start = track.spotter.movement_start
-            if start is None or track.waiting:
-                return
+        start = track.spotter.movement_start
+        stream = track.stream
+        if start is not None and not track.waiting and (stream is None or abs(start - stream.start) > stream.stride):
             slot = track.ring.slot(start)
             if slot is None:  # older than the ring, or before the track: its oldest frame
                 start = track.ring.oldest_index
                 slot = track.ring.slot(start)
                 assert slot is not None
             track.stream = self.steps.start(start, track.ring.images[slot], track.points[slot], track.fps)
-            indices, _, images = track.ring.sequence(start + 1, face.index)
-            for i, image in zip(indices, images):
-                track.stream.push(int(i), image)
-        else:
-            track.stream.push(face.index, face.image)
+        self._advance(track, face.index, _STEPS_PER_FRAME)
+
+    @staticmethod
+    def _advance(track: _Track, upto: int, most: int) -> None:
+        """Run up to ``most`` due steps of the track's region window on frames up to ``upto``."""
+        stream = track.stream
+        while stream is not None and most > 0 and (i := stream.next_index) is not None and i <= upto:
+            got = track.ring.get(i)
+            if got is None:  # the frame left the ring (or never came): the window cannot go on
+                track.stream = None
+                return
+            stream.push(i, got[2])
+            most -= 1
 
     def _due(self, track_id: int, track: _Track, frame: Frame) -> list[Spotted]:
         """The waiting intervals of a track whose offset frame has now been seen."""
@@ -550,15 +560,20 @@ class StreamProcessor:
             )
             return None
         crops = None
-        stream = track.stream  # this movement's if it started near the onset (not a previous movement's)
-        early = int(round(_STREAM_EARLY_S * track.fps))
+        stream = track.stream  # this movement's if it started within a step of its onset
+        if stream is not None and abs(interval.onset - stream.start) <= stream.stride:
+            self._advance(track, interval.offset, len(stream.offsets))  # steps still behind
+            stream = track.stream
         if (
             stream is not None
-            and interval.onset - early <= stream.start <= interval.apex
+            and abs(interval.onset - stream.start) <= stream.stride
             and (logits := stream.logits_at(interval.offset)) is not None
         ):
             crops = IntervalCrops((track.ring.images[onset_slot], apex[2]), 1, None, track.fps, logits.copy())
         elif track.points is not None:
+            if self.steps is not None:
+                log.debug("%s: region window of %s not streamed (stream from %s); run at the close",
+                          self.stream, interval, None if stream is None else stream.start)  # fmt: skip
             indices, _, images = track.ring.sequence(int(track.ring.indices[onset_slot]), interval.offset)
             if len(indices) < 2:  # a one-frame interval: onset and apex crops, as the pair models get
                 indices, images = np.array([indices[0], apex[0]]), np.stack([images[0], apex[2]])

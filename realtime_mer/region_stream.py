@@ -135,8 +135,15 @@ class RegionStream:
         return j < len(self.offsets) and index - self.start == self.offsets[j]
 
     @property
-    def full(self) -> bool:
-        return len(self.steps) >= len(self.offsets)
+    def next_index(self) -> int | None:
+        """Frame number of the window's next step, None once it is full."""
+        j = len(self.steps)
+        return self.start + int(self.offsets[j]) if j < len(self.offsets) else None
+
+    @property
+    def stride(self) -> int:
+        """Frames between steps."""
+        return int(self.offsets[1] - self.offsets[0]) if len(self.offsets) > 1 else 1
 
     def push(self, index: int, crop: np.ndarray) -> bool:
         """Run the step of frame ``index`` if it is one (``(h, w, 3)`` crop); whether it ran."""

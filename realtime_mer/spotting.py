@@ -112,7 +112,6 @@ from realtime_mer.types import EventKind, Interval
 from .config import settings
 
 _MAD_TO_STD = 1.4826  # median absolute deviation -> standard deviation, Gaussian
-_RISE_S = 0.08  # typical onset -> first frame above ``low`` of a micro-expression (dev seeds, 30 fps), s
 _PATTERNS = 16  # movement patterns kept for the repeat rule (more than fit in repeat_window_s of speech)
 
 
@@ -818,7 +817,7 @@ class Spotter:
         rise, fall = self._half_crossings()
         # the running mean lags the stream by ``delay`` frames: shift the three back
         apex = max(self._first, self._apex - int(round(self._delay)))
-        onset = min(apex, max(self._first, int(round(2 * rise - self._apex - self._delay))))
+        onset = self._onset_at(rise)
         offset = max(apex, int(round(2 * fall - self._apex - self._delay)))
         seconds = (offset - onset) / self.fps
         kind: EventKind = "micro" if seconds <= cfg.micro_max_s else "macro"
@@ -870,13 +869,16 @@ class Spotter:
 
     @property
     def movement_start(self) -> int | None:
-        """Onset frame of the movement in progress as estimated on its first frame above ``low``
-        (that frame less the running mean's lag and a typical rise of 0.08 s), None when none is;
-        the closed interval's onset is placed anew from the whole rise (2-5 frames after it at 30 fps
-        on the development seeds, so this estimate lands within about 2 frames of it)."""
-        if not self._active:
-            return None
-        return max(self._first, self._onset - int(round(self._delay + _RISE_S * self.fps)))
+        """Onset frame of the movement in progress as its interval would place it if it closed now
+        (from the half-maximum crossing before the apex so far, step 6), None when none is. It moves
+        while the movement still rises and stays once the apex has passed."""
+        return self._onset_at(self._half_crossings()[0]) if self._active else None
+
+    def _onset_at(self, rise: float) -> int:
+        """Onset frame of the movement from its half-maximum rise crossing ``rise`` (step 6), shifted
+        back by the running mean's lag, at most the apex."""
+        apex = max(self._first, self._apex - int(round(self._delay)))
+        return min(apex, max(self._first, int(round(2 * rise - self._apex - self._delay))))
 
 
 # -- the MEGC metric ---------------------------------------------------------------------------------
