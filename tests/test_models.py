@@ -335,3 +335,12 @@ def test_stats_count_the_cudnn_lstm_like_the_cpu_one():
     x = torch.randn(2, 16, 20)
     cpu = flop_count(lstm, (x,))
     assert flop_count(lstm.cuda(), (x.cuda(),)) == cpu > 0
+
+
+@pytest.mark.parametrize(
+    ("model", "config", "need"),
+    [("strcn-g", {"input_size": [150, 122]}, "132x132"), ("strcn-a", {"frames": 10}, "132x12")],
+)
+def test_strcn_input_too_small_says_what_it_needs(model, config, need):
+    with pytest.raises(ValueError, match=f"needs at least {need}"):
+        get_spec(model).inputs(config)

@@ -28,6 +28,7 @@ by the same authors (the 3x3 kernel applied to input + state), shared with the R
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -91,13 +92,26 @@ def _build(pools: tuple[Pool, ...]):
     return build
 
 
+def _check_size(model: str, h: int, w: int, pools: tuple[Pool, ...]) -> None:
+    """A clear error for an input the 5x5 conv and the four poolings would shrink to nothing."""
+    need_h = 4 + math.prod(p[0] for p in pools)
+    need_w = 4 + math.prod(p[1] for p in pools)
+    if h < need_h or w < need_w:
+        raise ValueError(
+            f"{model}: input {h}x{w} is too small for its 5x5 conv and poolings {list(pools)}: "
+            f"it needs at least {need_h}x{need_w}"
+        )
+
+
 def _inputs_a(cfg: dict[str, Any]) -> tuple[TensorSpec, ...]:
     doc = "masked magnified frames, one column per frame: (C, d2 pixels, T frames) (realtime_mer.flow.strcn_a_input)"
+    _check_size("strcn-a", int(cfg["pixels"]), int(cfg["frames"]), STRCN_A_POOLS)
     return (TensorSpec("appearance", (cfg["in_channels"], cfg["pixels"], cfg["frames"]), doc=doc),)
 
 
 def _inputs_g(cfg: dict[str, Any]) -> tuple[TensorSpec, ...]:
     h, w = cfg["input_size"]
+    _check_size("strcn-g", int(h), int(w), STRCN_G_POOLS)
     doc = "onset->apex optical flow u, v in pixels, (2, H, W) (realtime_mer.flow.strcn_g_input)"
     return (TensorSpec("flow", (cfg["in_channels"], int(h), int(w)), doc=doc),)
 
