@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -121,7 +122,7 @@ class RegionStream:
 
     runner: StepRunner
     start: int
-    boxes: list[tuple[str, float, float, float, float]]
+    boxes: Sequence[tuple[str, float, float, float, float]]
     first: dict[str, np.ndarray]
     offsets: np.ndarray
     steps: list[int] = field(default_factory=list)
