@@ -469,9 +469,12 @@ class StreamProcessor:
         return out
 
     def close(self) -> list[Spotted]:
-        """Flush every track's pending interval (end of stream) and release the landmarker."""
+        """Flush every track's pending interval (end of stream) and release the landmarker (and the
+        region CNN-LSTM's step engine)."""
         out = [s for track_id in list(self.tracks) for s in self._close_track(track_id)]
         self.faces.close()
+        if self.steps is not None:
+            self.steps.close()
         return out
 
     def _follow_rate(self) -> None:

@@ -132,8 +132,7 @@ class RegionStream:
 
     def due(self, index: int) -> bool:
         """Whether frame ``index`` is the window's next step."""
-        j = len(self.steps)
-        return j < len(self.offsets) and index - self.start == self.offsets[j]
+        return index == self.next_index
 
     @property
     def next_index(self) -> int | None:
