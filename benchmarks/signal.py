@@ -138,24 +138,35 @@ def _face_crops(inp: Inputs, size: int, n: int = 16) -> list[np.ndarray]:
     ]
 
 
+EVM_BATCH = 32
+"""Streams per launch of the batched CUDA EVM row."""
+
+
 def bench_evm(inp: Inputs, iters: int) -> list[Result]:
-    """EVM per frame: the NumPy reference vs Numba CPU, same frames and config, at 64, 128 and 256 px."""
+    """EVM per frame: the NumPy reference vs Numba CPU, same frames and config, at 64, 128 and 256 px;
+    where a CUDA GPU is present also Numba CUDA, one stream a launch and :data:`EVM_BATCH` streams a
+    launch (host frames in and out, the time per launch)."""
+    from numba import cuda
+
     from realtime_mer.magnify import MagnifyConfig, make_magnifier
 
+    names = {"reference": "numpy-reference", "numba": "numba-cpu", "cuda": "numba-cuda"}
+    backends = ("reference", "numba", "cuda") if cuda.is_available() else ("reference", "numba")
     out = []
     for size in (64, 128, 256):
         crops = _face_crops(inp, size)
-        for backend in ("reference", "numba"):
+        for backend in backends:
             mag = make_magnifier(MagnifyConfig(backend=backend), crops[0].shape, inp.fps)
             step = cycling(lambda _, crop, mag=mag: mag.process(crop), crops)
-            out.append(
-                row(
-                    "evm",
-                    "numpy-reference" if backend == "reference" else "numba-cpu",
-                    f"{size}x{size}",
-                    measure(step, warmup=10, iters=iters),
-                )
-            )
+            out.append(row("evm", names[backend], f"{size}x{size}", measure(step, warmup=10, iters=iters)))
+        if "cuda" in backends:
+            from realtime_mer.magnify.numba_cuda import CudaMagnifier
+
+            batched = CudaMagnifier(MagnifyConfig(backend="cuda"), crops[0].shape, inp.fps, capacity=EVM_BATCH)
+            stacks = [np.stack([crops[(k + j) % len(crops)] for j in range(EVM_BATCH)]) for k in range(len(crops))]
+            step = cycling(lambda _, batch, mag=batched: mag.process_batch(batch), stacks)
+            t = measure(step, warmup=10, iters=iters)
+            out.append(row("evm", "numba-cuda", f"{size}x{size}", t, batch=EVM_BATCH, note="per launch"))
     return out
 
 

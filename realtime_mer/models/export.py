@@ -111,8 +111,12 @@ def export_onnx(
         program.save(tmp, external_data=False)
         try:
             onnx.checker.check_model(str(tmp), full_check=True)
-        except onnx.checker.ValidationError as e:
-            raise ExportError(f"onnx.checker rejected the export of {meta.model!r}: {e}") from e
+        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+            raise ExportError(
+                f"onnx.checker rejected the export of {meta.model!r} (torch {torch.__version__}): {e}; the "
+                "exports are tested with torch 2.13 (torch 2.11's export of the region CNN-LSTM is rejected), "
+                "or run the model with --engine torch"
+            ) from e
     return path
 
 

@@ -124,9 +124,19 @@ def adaptive_avg_pool(x: torch.Tensor, size: int) -> torch.Tensor:
         raise ValueError(f"feature map {h}x{w} is smaller than the pool size {size}: use a larger input")
     if h % size == 0 and w % size == 0:
         return F.avg_pool2d(x, (h // size, w // size))
-    ph = torch.tensor(_pool_weights(h, size), dtype=x.dtype, device=x.device)
-    pw = torch.tensor(_pool_weights(w, size), dtype=x.dtype, device=x.device)
-    return torch.matmul(torch.matmul(ph, x), pw.t())
+    make = _device_pool_weights if x.is_cuda else _host_pool_weights
+    return torch.matmul(torch.matmul(make(h, size, x.dtype, x.device), x), make(w, size, x.dtype, x.device).t())
+
+
+def _host_pool_weights(n: int, p: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return torch.tensor(_pool_weights(n, p), dtype=dtype, device=device)
+
+
+@functools.lru_cache(maxsize=64)
+def _device_pool_weights(n: int, p: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The ``(p, n)`` weights on a GPU, made once: a CUDA graph capture may not copy them from the host
+    (the first, uncaptured call of the torch engine's warm-up makes them)."""
+    return _host_pool_weights(n, p, dtype, device)
 
 
 def upsample_nearest(att: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
