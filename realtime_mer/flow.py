@@ -437,6 +437,38 @@ def top_fraction_mask(heat: np.ndarray, p: float = STRCN_A_TOP) -> np.ndarray:
     return mask.reshape(heat.shape)
 
 
+def pack_mask(mask: np.ndarray) -> str:
+    """An ``(H, W)`` bool mask as text, ``"HxW:"`` and the base64 of its packed bits (how a
+    checkpoint's config holds STRCN-A's data-set mask).
+
+    >>> m = np.zeros((4, 3), bool); m[1, 2] = True
+    >>> pack_mask(m)
+    '4x3:BAA='
+    >>> bool((unpack_mask(pack_mask(m)) == m).all())
+    True
+    """
+    import base64
+
+    mask = np.asarray(mask, bool)
+    if mask.ndim != 2:
+        raise FlowInputError(f"a mask is (H, W), got {mask.shape}")
+    return f"{mask.shape[0]}x{mask.shape[1]}:" + base64.b64encode(np.packbits(mask.ravel()).tobytes()).decode("ascii")
+
+
+def unpack_mask(text: str) -> np.ndarray:
+    """The ``(H, W)`` bool mask :func:`pack_mask` wrote."""
+    import base64
+    import binascii
+
+    try:
+        size, bits = text.split(":", 1)
+        h, w = (int(v) for v in size.split("x"))
+        mask = np.unpackbits(np.frombuffer(base64.b64decode(bits, validate=True), np.uint8))[: h * w]
+        return mask.astype(bool).reshape(h, w)
+    except (ValueError, binascii.Error) as e:
+        raise FlowInputError(f"not a packed mask ('HxW:' and base64 bits): {text[:40]!r}: {e}") from None
+
+
 def strcn_a_input(
     frames: np.ndarray,
     mask: np.ndarray | None = None,

@@ -8,9 +8,11 @@ after EVM) registered to the first (onset) frame, the apex index into them and t
 
 * ``rcn``: ``flow_strain_map`` of onset -> apex, ``(3, h, w)`` (the RCN family);
 * ``strcn-g``: ``strcn_g_input`` of onset -> apex, ``(2, h, w)``;
-* ``strcn-a``: ``strcn_a_input`` over the interval (the difference-heat-map mask), ``(3, d2, T)``;
-  its crops are EVM-magnified first (:func:`magnify_sequence`; the checkpoint's ``test_alpha``);
-  with ``difference`` each frame column is its difference from the first, times that, clipped;
+* ``strcn-a``: ``strcn_a_input`` over the interval, ``(3, d2, T)``: the pixels of the model's
+  data-set mask (the paper's, from its training data: :func:`strcn_a_dataset_mask`), or of the
+  interval's own difference heat map (``mask: sequence``); its crops are EVM-magnified first
+  (:func:`magnify_sequence`; the checkpoint's ``test_alpha``); with ``difference`` each frame column
+  is its difference from the first, times that, clipped;
 * ``regions``: the six regions of the region CNN-LSTM, boxes fixed from the onset points
   (:func:`realtime_mer.face.regions.regions`): the window (:func:`region_window`), each region
   ``(T, 3, h_i, w_i)``, plus ``length`` ``(1,)``, how many of its T steps are frames;
@@ -65,6 +67,8 @@ class InputSettings:
         rate: steps a second of the region window (:func:`region_window`); 0: every frame.
         difference: the region window's steps (STRCN-A's frame columns) as their difference from
             the first, times this, clipped to [-3, 3]; 0: the frames themselves (the papers).
+        mask: STRCN-A's pixel mask: a data-set mask packed by :func:`realtime_mer.flow.pack_mask`
+            (the trained model's), or ``"sequence"``: each interval's own difference heat map.
     """
 
     shapes: dict[str, tuple[int, ...]]
@@ -73,12 +77,17 @@ class InputSettings:
     alpha: float = 0.0
     rate: float = 0.0
     difference: float = 0.0
+    mask: str = "sequence"
 
     @classmethod
     def of_model(cls, config: dict[str, Any], shapes: dict[str, tuple[int, ...]], **options: Any) -> InputSettings:
-        """Settings of a model built with ``config`` (its ``rate`` and ``difference`` if it has them)."""
+        """Settings of a model built with ``config`` (its ``rate``, ``difference`` and ``mask`` if it has them)."""
         return cls(
-            shapes, rate=float(config.get("rate", 0.0)), difference=float(config.get("difference", 0.0)), **options
+            shapes,
+            rate=float(config.get("rate", 0.0)),
+            difference=float(config.get("difference", 0.0)),
+            mask=str(config.get("mask", "sequence")),
+            **options,
         )
 
 
@@ -180,10 +189,48 @@ def _strcn_g(s: InputSettings, crops: Crops, apex: int, _: np.ndarray | None, __
 def _strcn_a(s: InputSettings, crops: Crops, _: int, __: np.ndarray | None, ___: float) -> dict[str, np.ndarray]:
     name, shape = _first(s)
     p = shape[1] / (STRCN_A_SIZE[0] * STRCN_A_SIZE[1])
-    x = flow.strcn_a_input(np.asarray(crops), p=p, size=STRCN_A_SIZE, length=shape[2])
-    if s.difference:  # each frame column as its difference from the first (the onset)
-        x = np.clip((x - x[..., :1]) * np.float32(s.difference), -3.0, 3.0)
-    return {name: x}
+    mask = None
+    if s.mask != "sequence":
+        if s.mask == "dataset":
+            raise InputError("STRCN-A mask 'dataset' is chosen by mer-train from the training data; a "
+                             "trained checkpoint holds the mask itself")  # fmt: skip
+        mask = flow.unpack_mask(s.mask)
+        if int(mask.sum()) != shape[1] or mask.shape != STRCN_A_SIZE:
+            raise InputError(f"the STRCN-A mask keeps {int(mask.sum())} of {mask.shape} pixels; the model "
+                             f"eats {shape[1]} of {STRCN_A_SIZE}")  # fmt: skip
+    x = flow.strcn_a_input(np.asarray(crops), mask, p=p, size=STRCN_A_SIZE, length=shape[2])
+    return {name: _difference(x, s.difference)}
+
+
+def _difference(x: np.ndarray, difference: float) -> np.ndarray:
+    """STRCN-A columns ``(..., T)`` as their difference from the first, times ``difference``, clipped
+    to [-3, 3]; ``difference`` 0: ``x``."""
+    return np.clip((x - x[..., :1]) * np.float32(difference), -3.0, 3.0) if difference else x
+
+
+def strcn_a_dataset_mask(rows: np.ndarray, pixels: int, which: np.ndarray | None = None) -> np.ndarray:
+    """STRCN-A's data-set mask (seed 001, Eq. 4): the difference heat map ``E = sum_i sum_t |I_t - I_0|``
+    summed over the sequences ``rows[which]`` (every row when None) and their channels, and its top
+    ``pixels`` as an ``(H, W)`` bool mask (:func:`realtime_mer.flow.top_fraction_mask`).
+
+    ``rows``: ``(N, C, H*W, T)`` float32 STRCN-A matrices of every pixel, not differenced (the
+    trainer's cache of a ``mask: dataset`` model); H, W: :data:`realtime_mer.flow.STRCN_A_SIZE`.
+    """
+    h, w = STRCN_A_SIZE
+    if rows.ndim != 4 or rows.shape[2] != h * w:
+        raise InputError(f"STRCN-A rows of every pixel are (N, C, {h * w}, T), got {rows.shape}")
+    which = np.arange(len(rows)) if which is None else np.asarray(which)
+    heat = np.zeros(h * w, np.float64)
+    for i in range(0, len(which), 64):  # a chunk at a time: the rows can be gigabytes
+        x = rows[which[i : i + 64]]
+        heat += np.abs(x - x[..., :1]).sum(axis=(0, 1, 3), dtype=np.float64)
+    return flow.top_fraction_mask(heat.reshape(h, w), pixels / (h * w))
+
+
+def strcn_a_select(rows: np.ndarray, mask: np.ndarray, difference: float) -> np.ndarray:
+    """``rows`` ``(N, C, H*W, T)`` cut to ``mask``'s pixels in raster order, ``(N, C, d2, T)``, then
+    :attr:`InputSettings.difference` applied: what :func:`model_input` makes live with that mask."""
+    return _difference(np.ascontiguousarray(rows[:, :, np.asarray(mask).ravel(), :]), difference)
 
 
 def _dtscnn(s: InputSettings, crops: Crops, _: int, __: np.ndarray | None, ___: float) -> dict[str, np.ndarray]:

@@ -89,3 +89,27 @@ def test_bad_crops_say_what_is_wrong(aligned):
         model_input("regions", replace(settings), crops, 1)
     with pytest.raises(InputError, match="unknown input kind 'optical'"):
         model_input("optical", settings, crops, 1)
+
+
+def test_live_input_with_a_dataset_mask_is_the_trainers(sample, aligned, tmp_path):
+    """STRCN-A with the paper's data-set mask: the trainer caches every pixel undifferenced, cuts each
+    fold's rows to the mask of its training rows (resolve_mask); a checkpoint holding that mask makes
+    live exactly the cut row."""
+    from realtime_mer.train.train import FoldData, resolve_mask
+
+    spec = get_spec("strcn-a")
+    pre = config_for(spec, {"mask": "dataset", "difference": 20.0}, alphas=(8.0,), test_alpha=8.0)
+    assert pre.shapes == {"appearance": (3, 3072, 30)} and pre.difference == 0.0
+    rows = prepare_sample(sample, pre)["appearance"]
+    none = np.zeros(0, np.int64)
+    data, config = resolve_mask(FoldData({"appearance": rows}, np.zeros(len(rows), np.int64), np.arange(len(rows)),
+                                         none, none), "strcn-a", {"mask": "dataset", "difference": 20.0})  # fmt: skip
+    path = tmp_path / "strcn-a.safetensors"
+    meta = ModelMeta.from_spec(spec, config, classes=("negative", "positive", "surprise"),
+                               training={"preprocess": asdict(pre)})  # fmt: skip
+    save_checkpoint(build_model("strcn-a", config), path, meta)
+    recognizer = Recognizer(RecognizeConfig(model="strcn-a", weights=str(path), engine="torch"))
+    crops, points = aligned
+    live = recognizer.make_input(IntervalCrops(crops, 1, points, float(sample.fps)))
+    recognizer.close()
+    np.testing.assert_array_equal(live["appearance"], data.inputs["appearance"][0])

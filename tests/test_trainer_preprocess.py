@@ -144,3 +144,48 @@ def test_strcn_g_defaults_test_unmagnified():
     assert pre.input == "strcn-g" and pre.test_alpha == 0.0 and 8.0 in pre.alphas
     _, pre = preprocess_config(load_run_config(None, {"model": "strcn-a"}), 3)
     assert pre.test_alpha == 8.0
+
+
+def test_strcn_a_dataset_mask_comes_from_the_training_rows_only():
+    """resolve_mask sums the heat maps of the training rows: pixels that move only in a test row are
+    left out; every row is cut to the mask and differenced; the config then holds the packed mask."""
+    from realtime_mer.flow import unpack_mask
+    from realtime_mer.inputs import strcn_a_select
+    from realtime_mer.train.train import FoldData, resolve_mask
+
+    rng = np.random.default_rng(0)
+    rows = rng.uniform(0.4, 0.6, (5, 3, 3072, 30)).astype(np.float32) * 0.01
+    rows[:3, :, 100:1022, 1:] += 0.5  # the training rows move in 922 pixels
+    rows[3:, :, 2000:2922, 1:] += 0.9  # the test rows elsewhere, more
+    data = FoldData({"appearance": rows}, np.zeros(5, np.int64), np.arange(3), np.zeros(0, np.int64), np.arange(3, 5))
+    cut, config = resolve_mask(data, "strcn-a", {"mask": "dataset", "difference": 20.0})
+    mask = unpack_mask(config["mask"])
+    assert mask.shape == (64, 48) and mask.ravel()[100:1022].all() and mask.sum() == 922
+    assert cut.inputs["appearance"].shape == (5, 3, 922, 30)
+    np.testing.assert_array_equal(cut.inputs["appearance"], strcn_a_select(rows, mask, 20.0))
+    same, unchanged = resolve_mask(data, "strcn-a", {"difference": 20.0})  # the sequence's own mask: untouched
+    assert same is data and unchanged == {"difference": 20.0}
+
+
+def test_strcn_a_with_a_dataset_mask_trains_and_evaluates(clip_set, tmp_path, capsys):
+    """mer-train caches every pixel for a ``mask: dataset`` STRCN-A, the checkpoint holds the mask the
+    final model was trained with, and ``mer-train evaluate`` reads it back through ONNX Runtime."""
+    from realtime_mer.flow import unpack_mask
+    from realtime_mer.models.checkpoint import read_checkpoint_meta
+    from realtime_mer.train.cli import main
+
+    cfg = tmp_path / "strcn-a.yaml"
+    cfg.write_text(
+        "model: strcn-a\nmodel_config: {feature_maps: 4, mask: dataset, difference: 20}\n"
+        "train: {epochs: 1, batch: 2}\npreprocess: {alphas: [8], test_alpha: 8}\n"
+    )
+    data = clip_set.source
+    out, cache = tmp_path / "run", str(tmp_path / "cache")
+    assert main(["--config", str(cfg), "--dataset", data, "--out", str(out), "--cache", cache]) == 0
+    meta = read_checkpoint_meta(out / "model.safetensors")
+    assert unpack_mask(meta.config["mask"]).sum() == 922
+    assert meta.training["preprocess"]["shapes"]["appearance"] == [3, 3072, 30]
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(out / "model.safetensors"), "--dataset", data,
+                 "--engine", "onnxruntime", "--out", str(tmp_path / "eval"), "--cache", cache]) == 0  # fmt: skip
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("UF1 ")

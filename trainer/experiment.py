@@ -35,7 +35,7 @@ from realtime_mer.models import build_model, get_spec
 from realtime_mer.models.checkpoint import ModelMeta, load_checkpoint, save_checkpoint
 from realtime_mer.train.datasets import Dataset, DatasetError, open_dataset
 from realtime_mer.train.metrics import FULL, Scores, evaluate
-from realtime_mer.train.preprocess import Prepared, PreprocessConfig, config_for, preprocess
+from realtime_mer.train.preprocess import MODEL_FIELDS, Prepared, PreprocessConfig, config_for, preprocess
 from realtime_mer.train.protocol import Fold, make_folds
 from realtime_mer.train.report import final_line, markdown_table, write_report
 from realtime_mer.train.train import FoldResult, TrainConfig, fold_data, run_folds, train_fold
@@ -121,12 +121,12 @@ def open_datasets(specs: Sequence[str]) -> Dataset:
 def preprocess_config(run: RunConfig, num_classes: int) -> tuple[dict[str, Any], PreprocessConfig]:
     """The model config (with ``num_classes``) and the preprocessing config of ``run``."""
     spec = get_spec(run.model)
-    bad = sorted(set(run.preprocess) & {"input", "shapes", "rate", "difference"})
+    bad = sorted(set(run.preprocess) & set(MODEL_FIELDS))
     if bad:
         raise ConfigError(f"preprocess.{bad[0]} comes from the model's input spec and config; leave it out")
     model_config = spec.config({**run.model_config, "num_classes": num_classes})
-    base = config_for(spec, model_config)
-    fixed = {"input": base.input, "shapes": base.shapes, "rate": base.rate, "difference": base.difference}
+    base = asdict(config_for(spec, model_config))
+    fixed = {k: base[k] for k in MODEL_FIELDS}
     pre = from_mapping(PreprocessConfig, {**run.preprocess, **fixed}, "preprocess")
     return model_config, pre
 
@@ -281,10 +281,10 @@ def _final_model(prepared: Prepared, run: RunConfig, model_config, pre, data: Da
     _log(f"final model on all {len(everyone)} samples ({cfg.epochs} epochs)")
     result = train_fold("final", fold_data(prepared, fold), run.model, model_config, data.classes, pre.input, cfg,
                         run.seed, keep_state=True)  # fmt: skip
-    model = build_model(run.model, model_config)
+    model = build_model(run.model, result.model_config)
     model.load_state_dict(result.state_dict)
     meta = ModelMeta.from_spec(
-        run.model, model_config, classes=data.classes, training=training_meta(pre, run, data, scores)
+        run.model, result.model_config, classes=data.classes, training=training_meta(pre, run, data, scores)
     )
     return save_checkpoint(model, out / "model.safetensors", meta)
 
@@ -297,12 +297,12 @@ def report_last_line(scores: dict[str, Scores]) -> str:
 def checkpoint_preprocess(meta: ModelMeta, overrides: dict[str, Any] | None = None) -> PreprocessConfig:
     """The preprocessing a checkpoint was trained with (``training["preprocess"]``), else the model's
     defaults; ``overrides`` change fields (e.g. ``{"flow_method": "tvl1"}``: evaluate under another
-    preprocessing than the training one). ``input``, ``shapes``, ``rate`` and ``difference`` belong to
-    the model."""
+    preprocessing than the training one). ``input``, ``shapes``, ``rate``, ``difference`` and ``mask``
+    belong to the model (:data:`realtime_mer.train.preprocess.MODEL_FIELDS`)."""
     stored = meta.training.get("preprocess") if isinstance(meta.training, dict) else None
-    model = config_for(get_spec(meta.model), meta.config)
-    base = {**(stored or asdict(model)), "rate": model.rate, "difference": model.difference}
-    bad = sorted(set(overrides or {}) & {"input", "shapes", "rate", "difference"})
+    model = asdict(config_for(get_spec(meta.model), meta.config))
+    base = {**(stored or model), **{k: model[k] for k in MODEL_FIELDS}}
+    bad = sorted(set(overrides or {}) & set(MODEL_FIELDS))
     if bad:
         raise ConfigError(f"preprocess.{bad[0]} comes from the checkpoint's model; leave it out")
     return from_mapping(PreprocessConfig, {**base, **(overrides or {})}, "checkpoint preprocess")

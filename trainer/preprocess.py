@@ -45,7 +45,7 @@ from tqdm import tqdm
 from realtime_mer.config import settings
 from realtime_mer.errors import UserError
 from realtime_mer.files import atomic_path, cache_dir
-from realtime_mer.flow import FlowMethod
+from realtime_mer.flow import STRCN_A_SIZE, FlowMethod
 from realtime_mer.inputs import (
     STATE_INPUTS,
     InputKind,
@@ -84,8 +84,8 @@ class PreprocessConfig:
         keep_ratios: frame keep ratios of the training variants.
         test_alpha: EVM factor of the test variant (keep ratio 1).
         seed: seed of the frame selection of keep ratios below 1.
-        rate, difference: the region window's (:class:`realtime_mer.inputs.InputSettings`), from
-            the model config.
+        rate, difference, mask: the region window's and STRCN-A's
+            (:class:`realtime_mer.inputs.InputSettings`), from the model config.
     """
 
     input: InputKind = "rcn"
@@ -101,6 +101,7 @@ class PreprocessConfig:
     seed: int = 0
     rate: float = 0.0
     difference: float = 0.0
+    mask: str = "sequence"
 
     def __post_init__(self) -> None:
         if self.input not in ("rcn", "strcn-g", "strcn-a", "regions", "dtscnn"):
@@ -123,7 +124,13 @@ class PreprocessConfig:
     def input_settings(self) -> InputSettings:
         """What :func:`realtime_mer.inputs.model_input` needs of this config (the test variant's alpha)."""
         return InputSettings(
-            dict(self.shapes), self.flow_method, self.flow_preset, self.test_alpha, self.rate, self.difference
+            dict(self.shapes),
+            self.flow_method,
+            self.flow_preset,
+            self.test_alpha,
+            self.rate,
+            self.difference,
+            self.mask,
         )
 
     @property
@@ -136,13 +143,22 @@ class PreprocessConfig:
         return hashlib.sha256(doc.encode()).hexdigest()[:16]
 
 
+MODEL_FIELDS = ("input", "shapes", "rate", "difference", "mask")
+"""The :class:`PreprocessConfig` fields that come from the model (its spec and config), never from a
+settings file or an override."""
+
+
 def config_for(spec: Any, model_config: dict[str, Any] | None = None, **options: Any) -> PreprocessConfig:
     """The :class:`PreprocessConfig` of registered model ``spec`` (a ``ModelSpec``) built with
     ``model_config``; ``options`` set the other fields. Inputs fed with zeros (the region model's
     LSTM state ``h0``, ``c0``) are left out of ``shapes``."""
     shapes = {t.name: tuple(t.shape) for t in spec.inputs(model_config) if t.name not in STATE_INPUTS}
     window = InputSettings.of_model(spec.config(model_config), shapes)
-    options = {"rate": window.rate, "difference": window.difference, **options}
+    options = {"rate": window.rate, "difference": window.difference, "mask": window.mask, **options}
+    if window.mask == "dataset":  # STRCN-A: the mask is chosen per fold (train.resolve_mask): cache every pixel, raw
+        ((name, (c, _, t)),) = shapes.items()
+        shapes = {name: (c, STRCN_A_SIZE[0] * STRCN_A_SIZE[1], t)}
+        options.update(difference=0.0, mask="sequence")
     return PreprocessConfig(input=input_kind(spec.name, spec.family), shapes=shapes, **options)
 
 

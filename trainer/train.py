@@ -21,7 +21,7 @@ import multiprocessing as mp
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -30,6 +30,8 @@ from torch import nn
 from tqdm import tqdm
 
 from realtime_mer.config import settings
+from realtime_mer.flow import pack_mask
+from realtime_mer.inputs import strcn_a_dataset_mask, strcn_a_select
 from realtime_mer.models import build_model, get_spec
 from realtime_mer.train.augment import balanced_indices, flip_input, nine_crop_sequence
 from realtime_mer.train.losses import RegionFocalLoss, make_loss, responsible_indices
@@ -124,6 +126,8 @@ class FoldResult:
     val_uf1: list[float] = field(default_factory=list)
     best_epoch: int = 0
     state_dict: dict[str, torch.Tensor] | None = None
+    model_config: dict[str, Any] = field(default_factory=dict)
+    """The config the fold's model was built with (with STRCN-A's data-set mask once chosen)."""
 
 
 def fold_data(prepared: Prepared, fold: Fold) -> FoldData:
@@ -134,6 +138,20 @@ def fold_data(prepared: Prepared, fold: Fold) -> FoldData:
     starts = np.cumsum([0, *map(len, parts)])
     idx = [np.arange(starts[i], starts[i + 1]) for i in range(3)]
     return FoldData({k: v[rows] for k, v in prepared.inputs.items()}, labels, *idx)
+
+
+def resolve_mask(data: FoldData, model_name: str, model_config: dict[str, Any]) -> tuple[FoldData, dict[str, Any]]:
+    """STRCN-A with ``mask: dataset``: the paper's data-set mask chosen from this fold's training rows
+    (never its validation or test rows: :func:`realtime_mer.inputs.strcn_a_dataset_mask`), every row
+    cut to it and differenced (:func:`realtime_mer.inputs.strcn_a_select`); the returned config holds
+    the packed mask, as the checkpoint stores it for the live path. Any other model: unchanged."""
+    cfg = get_spec(model_name).config(model_config)
+    if cfg.get("mask") != "dataset":
+        return data, model_config
+    ((name, rows),) = data.inputs.items()
+    mask = strcn_a_dataset_mask(rows, int(cfg["pixels"]), data.train)
+    x = strcn_a_select(rows, mask, float(cfg.get("difference", 0.0)))
+    return replace(data, inputs={name: x}), {**model_config, "mask": pack_mask(mask)}
 
 
 # ---------------------------------------------------------------- the model as the trainer sees it
@@ -230,6 +248,7 @@ def train_fold(
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    data, model_config = resolve_mask(data, model_name, model_config)
     model = build_model(model_name, model_config)
     if cfg.init:
         from realtime_mer.models.checkpoint import load_checkpoint
@@ -244,7 +263,7 @@ def train_fold(
     region_loss = None
     if hasattr(model, "region_logits") and set(classes) == {"negative", "positive", "surprise"}:
         region_loss = RegionFocalLoss(responsible_indices(list(classes)), k, cfg.gamma).to(device)
-    result = FoldResult(name, np.zeros((0, k), np.float32))
+    result = FoldResult(name, np.zeros((0, k), np.float32), model_config=model_config)
     frozen: nn.Module | None = None
     if cfg.cnn_epochs:
         if region_loss is None or not hasattr(model, "peak_region_logits"):

@@ -10,7 +10,10 @@ Inputs (sizes are (height, width); the face crop is 2.2 x 1.8 eye distances, so 
 * STRCN-A ``appearance`` ``(B, 3, d2, T)``: magnified frames resized to 64x48, the top p = 30 % pixels
   of the difference heat map (d2 = round(0.3 * 3072) = 922), one frame per column, T = 30 frames
   (``realtime_mer.flow.strcn_a_input``; config ``difference`` > 0: each column's difference from the
-  first, times that, made by the input definition ``realtime_mer.inputs``); pools (4x1, 4x1, 4x4,
+  first, times that, made by the input definition ``realtime_mer.inputs``). Config ``mask``: the
+  paper's data-set mask (``"dataset"``: mer-train sums the heat maps of the training sequences and
+  stores the mask itself, packed by ``realtime_mer.flow.pack_mask``, in the checkpoint's config), or
+  ``"sequence"``: each interval's own heat map (the registry default). Pools (4x1, 4x1, 4x4,
   2x2) along (pixels, time):
   922x30 -> conv 918x26 -> 229x26 -> 57x26 -> 14x6 -> 7x3 -> global average.
 * STRCN-G ``flow`` ``(B, 2, 300, 245)``: onset->apex flow (u, v) (``realtime_mer.flow.strcn_g_input``);
@@ -125,7 +128,14 @@ register(
         build=_build(STRCN_A_POOLS),
         input_spec=_inputs_a,
         outputs=("logits",),
-        default_config={"in_channels": 3, "pixels": 922, "frames": 30, "difference": 0.0, **_COMMON},
+        default_config={
+            "in_channels": 3,
+            "pixels": 922,
+            "frames": 30,
+            "difference": 0.0,
+            "mask": "sequence",
+            **_COMMON,
+        },  # fmt: skip
         doc="seed 001 (TMM 2019) Table I, STRCN-A: input (3, 922, 30) masked pixels x frames",
     )
 )
