@@ -306,6 +306,11 @@ def _cmd_synth(argv: Sequence[str]) -> int:
     p.add_argument("--fps", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
+        "--prefix",
+        default="clip",
+        help="clip names: PREFIX0001...; give sets of other seeds other prefixes to pool them in mer-train",
+    )
+    p.add_argument(
         "--base",
         action="append",
         default=None,
@@ -337,6 +342,7 @@ def _cmd_synth(argv: Sequence[str]) -> int:
         bases=args.base,
         config=config,
         frames=args.frames,
+        prefix=args.prefix,
     )
     print(summary.describe())
     if args.flow_images:

@@ -204,6 +204,13 @@ def test_dataset_is_deterministic_for_a_seed(face_model, tmp_path):
         assert (a / "clips" / f"{clip}.mp4").read_bytes() == (b / "clips" / f"{clip}.mp4").read_bytes()
     assert (a / "dataset.json").read_text() == (b / "dataset.json").read_text()
     assert (a / "clips" / "clip0001.mp4").read_bytes() != (c / "clips" / "clip0001.mp4").read_bytes()
+    # another prefix names the clips, nothing else: pooled with the first set, every sample is kept
+    write_dataset(tmp_path / "d", clips=2, fps=30.0, seed=4, config=cfg, model_path=face_model, prefix="b")
+    assert (tmp_path / "d" / "clips" / "b0001.mp4").read_bytes() == (a / "clips" / "clip0001.mp4").read_bytes()
+    from realtime_mer.train.experiment import open_datasets
+
+    one = len(open_datasets([f"synth:{a}"]).samples)
+    assert len(open_datasets([f"synth:{a}", f"synth:{tmp_path / 'd'}"]).samples) == 2 * one > 0
 
 
 def test_ground_truth_files(face_model, tmp_path):

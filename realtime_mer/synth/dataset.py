@@ -19,6 +19,7 @@ import csv
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -138,6 +139,7 @@ def write_dataset(
     frames: bool = False,
     model_path: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    prefix: str = "clip",
 ) -> DatasetSummary:
     """Generate ``clips`` clips of synthetic micro-expressions on real faces into ``out``.
 
@@ -153,12 +155,16 @@ def write_dataset(
         frames: also write CASME II-style JPEG frame folders.
         model_path: MediaPipe ``face_landmarker.task`` (``None``: resolved offline).
         progress: called with ``(clips done, clips)`` after each clip.
+        prefix: clip names are ``prefix`` and the clip's number (``clip0001``): sets of other seeds
+            given other prefixes pool in one ``mer-train`` run without duplicate sample names.
 
     Returns:
         counts and timing; the files are described in the module docstring.
     """
     if clips < 1:
         raise ValueError(f"clips must be >= 1, got {clips}")
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", prefix):
+        raise ValueError(f"prefix must be letters, digits, '_' or '-' (a file name), got {prefix!r}")
     if not (fps > 0 and math.isfinite(fps)):
         raise ValueError(f"fps must be a positive number, got {fps}")
     config = config or SynthConfig()
@@ -171,7 +177,7 @@ def write_dataset(
     rows, n_frames, counts = [], 0, dict.fromkeys(KINDS, 0)
     episodes: dict[str, int] = {}
     for k in range(clips):
-        truth = _write_clip(out, k, subjects, fps, seed, config, frames, episodes)
+        truth = _write_clip(out, k, subjects, fps, seed, config, frames, episodes, prefix)
         rows.append(truth)
         n_frames += truth.n_frames
         for e in truth.events:
@@ -191,13 +197,14 @@ def _write_clip(
     config: SynthConfig,
     frames: bool,
     episodes: dict[str, int],
+    prefix: str = "clip",
 ) -> ClipTruth:
     """Plan, render, encode and describe clip ``k``; its randomness depends only on ``(seed, k)``."""
     streams = np.random.SeedSequence([seed, k]).spawn(4)  # the first three as before cameras existed
     plan_rng, motion_rng, scene_rng, camera_rng = (np.random.default_rng(s) for s in streams)
     camera = draw_camera(config.camera, fps, config.nuisance.crf, camera_rng)
     fps = camera.fps
-    clip = f"clip{k + 1:04d}"
+    clip = f"{prefix}{k + 1:04d}"
     two = len(subjects) > 1 and plan_rng.random() < config.nuisance.two_face_fraction
     chosen = [subjects[k % len(subjects)]] + ([subjects[(k + 1) % len(subjects)]] if two else [])
     n = max(2, round(plan_rng.uniform(*config.clip_seconds) * fps)) + lead_frames(config.events, fps)
