@@ -56,20 +56,7 @@ def _spec(name: str):
     return get_spec(name)
 
 
-WEAK: dict[str, str] = {
-    "strcn-a": "synthetic LOSO UF1 0.57, but on this fresh set 7 of 17 right: it calls most positive (REPORT.md)",
-}
-"""Shipped weights known to label fewer than most planted micro-expressions: strict xfails, so a
-retrained model that does pass must be moved out of here."""
-
-
-@pytest.mark.parametrize(
-    "model",
-    [
-        pytest.param(m, marks=pytest.mark.xfail(m in WEAK, reason=WEAK.get(m, ""), raises=AssertionError, strict=True))
-        for m in SEQUENCE_MODELS
-    ],
-)
+@pytest.mark.parametrize("model", SEQUENCE_MODELS)
 def test_shipped_weights_label_planted_micro_expressions(planted, model):
     items, labels = planted
     rec = Recognizer(RecognizeConfig(model=model, engine="onnxruntime"))
