@@ -15,7 +15,7 @@ from realtime_mer.models.checkpoint import ModelMeta, save_checkpoint
 from realtime_mer.recognize import RecognizeConfig, Recognizer, needs_sequence
 from realtime_mer.synth import EventConfig, SynthConfig, write_dataset
 from realtime_mer.train.datasets import open_dataset
-from realtime_mer.train.preprocess import _Aligner, config_for, prepare_sample, read_frames
+from realtime_mer.train.preprocess import align_sample, config_for, prepare_sample
 from realtime_mer.types import IntervalCrops
 
 # model, its input kind, preprocessing options of its training (STRCN-A: EVM at its test factor),
@@ -43,13 +43,8 @@ def sample(face_model, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def aligned(sample):
-    """The interval's crops and onset points, as the trainer aligns them."""
-    frames = read_frames(sample, sample.onset, sample.offset)
-    aligner = _Aligner(config_for(get_spec("rcn-a")), sample.extra.get("bbox"))
-    try:
-        return aligner.run(frames, float(sample.fps))
-    finally:
-        aligner.close()
+    """The interval's crops, their frame numbers and the onset points, as the trainer aligns them."""
+    return align_sample(sample, config_for(get_spec("rcn-a")))
 
 
 def test_every_input_kind_is_registered_once():
@@ -69,8 +64,8 @@ def test_live_input_is_the_trainers(sample, aligned, tmp_path, model, kind, opti
                                training={"preprocess": asdict(pre)})  # fmt: skip
     save_checkpoint(build_model(model, model_config), path, meta)
     recognizer = Recognizer(RecognizeConfig(model=model, weights=str(path), engine="torch"))
-    crops, points = aligned
-    apex = int(np.argmin(np.abs(np.arange(sample.onset, sample.offset + 1)[: len(crops)] - sample.apex)))
+    crops, numbers, points = aligned
+    apex = int(np.argmin(np.abs(numbers - sample.apex)))
     live = recognizer.make_input(IntervalCrops(crops, apex, points, float(sample.fps)))
     assert sorted(live) == sorted(k for k in cached if k not in ("variants", "apex"))
     for name, x in live.items():
@@ -79,7 +74,7 @@ def test_live_input_is_the_trainers(sample, aligned, tmp_path, model, kind, opti
 
 
 def test_bad_crops_say_what_is_wrong(aligned):
-    crops, points = aligned
+    crops, _, points = aligned
     settings = InputSettings({"flow": (3, 60, 60)})
     with pytest.raises(InputError, match="at least two crops"):
         model_input("rcn", settings, crops[:1], 0)
@@ -109,7 +104,7 @@ def test_live_input_with_a_dataset_mask_is_the_trainers(sample, aligned, tmp_pat
                                training={"preprocess": asdict(pre)})  # fmt: skip
     save_checkpoint(build_model("strcn-a", config), path, meta)
     recognizer = Recognizer(RecognizeConfig(model="strcn-a", weights=str(path), engine="torch"))
-    crops, points = aligned
+    crops, _, points = aligned
     live = recognizer.make_input(IntervalCrops(crops, 1, points, float(sample.fps)))
     recognizer.close()
     np.testing.assert_array_equal(live["appearance"], data.inputs["appearance"][0])

@@ -17,7 +17,7 @@ from realtime_mer.pipeline import load_pipeline_config
 from realtime_mer.recognize import RecognizeConfig, Recognizer
 from realtime_mer.synth import EventConfig, SynthConfig, write_dataset
 from realtime_mer.train.datasets import open_dataset
-from realtime_mer.train.preprocess import _Aligner, config_for, read_frames
+from realtime_mer.train.preprocess import align_sample, config_for
 from realtime_mer.types import IntervalCrops
 from realtime_mer.weights import available
 
@@ -31,8 +31,8 @@ def test_sequence_models_ship_weights():
 
 @pytest.fixture(scope="module")
 def planted(face_model, tmp_path_factory):
-    """Planted micro-expressions of a fresh set: their aligned crops (registered to the onset, as the
-    face stage registers a track) and labels."""
+    """Planted micro-expressions of a fresh set: their crops as the live face stage makes them
+    (:func:`align_sample`) and labels."""
     out = tmp_path_factory.mktemp("planted")
     cfg = SynthConfig(subjects=3, clip_seconds=(2.4, 2.6),
                       events=EventConfig(events_per_clip=(3, 3), kind_weights=(1, 0, 0), neutral_fraction=0.0,
@@ -40,12 +40,9 @@ def planted(face_model, tmp_path_factory):
     write_dataset(out, clips=8, fps=30, seed=HELD_OUT_SEED, config=cfg, model_path=face_model)
     items, labels = [], []
     for s in open_dataset(f"synth:{out}?classes=megc3").samples:
-        aligner = _Aligner(config_for(_spec("rcn-a")), s.extra.get("bbox"))
-        try:
-            crops, points = aligner.run(read_frames(s, s.onset, s.offset), float(s.fps))
-        finally:
-            aligner.close()
-        items.append(IntervalCrops(crops, max(1, min(s.apex - s.onset, len(crops) - 1)), points, float(s.fps)))
+        crops, numbers, points = align_sample(s, config_for(_spec("rcn-a")))
+        apex = max(1, int(np.argmin(np.abs(numbers - s.apex))))
+        items.append(IntervalCrops(crops, apex, points, float(s.fps)))
         labels.append(s.label_name)
     return items, labels
 

@@ -18,7 +18,7 @@ from realtime_mer.models.region_lstm import REGION_NAMES
 from realtime_mer.region_stream import StepRunner
 from realtime_mer.synth import EventConfig, SynthConfig, write_dataset
 from realtime_mer.train.datasets import open_dataset
-from realtime_mer.train.preprocess import _Aligner, config_for, read_frames
+from realtime_mer.train.preprocess import align_sample, config_for
 
 CONFIG = {"frames": 8, "rate": 30.0, "difference": 50.0}
 CLASSES = ("negative", "positive", "surprise")
@@ -33,11 +33,7 @@ def interval(face_model, tmp_path_factory):
     write_dataset(out, clips=1, fps=30, seed=5, config=SynthConfig(subjects=1, size=(256, 192), events=events),
                   model_path=face_model)  # fmt: skip
     s = open_dataset(f"synth:{out}?classes=megc3").samples[0]
-    aligner = _Aligner(config_for(get_spec("region-lstm")), s.extra.get("bbox"))
-    try:
-        crops, points = aligner.run(read_frames(s, s.onset, s.offset), float(s.fps))
-    finally:
-        aligner.close()
+    crops, _, points = align_sample(s, config_for(get_spec("region-lstm")))
     return crops, points, float(s.fps)
 
 

@@ -11,17 +11,21 @@ import cv2
 import numpy as np
 import pytest
 
+from realtime_mer.capture.pyav import VideoFileSource
 from realtime_mer.models import get_spec
+from realtime_mer.pipeline import StreamProcessor, load_pipeline_config
 from realtime_mer.synth import EventConfig, SynthConfig, write_dataset
 from realtime_mer.train.datasets import Dataset, Sample, open_dataset
 from realtime_mer.train.preprocess import (
     PreprocessConfig,
+    align_sample,
     config_for,
     prepare_sample,
     preprocess,
     sample_file,
     strcn_apex,
 )
+from realtime_mer.types import Frame
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +45,38 @@ def test_strcn_apex_rule():
     g[1:, 2:5, 2:5] = [[[10]], [[40]], [[90]], [[60]], [[20]], [[5]]]
     assert strcn_apex(g) == 3
     assert strcn_apex(g[:1]) == 0
+
+
+def test_trainer_crops_are_the_live_streams(clip_set):
+    """The crops mer-train makes of an interval are those a live stream of the clip puts in its ring
+    (the same decoder, face stage, track and registration), bit for bit, when the face stage's lead
+    reaches the clip's start (the shipped pipeline config's face stage: `realtime-mer --video CLIP`); the
+    lead brings the track past its landmark warm-up by the onset."""
+    s = clip_set.samples[1]
+    assert s.onset / s.fps > 1.0, "the planted event must come after the face stage's warm-up"
+    cfg = config_for(get_spec("rcn-a"))
+    crops, numbers, points = align_sample(s, replace(cfg, lead_s=s.onset / s.fps + 1))
+    np.testing.assert_array_equal(numbers, np.arange(s.onset, s.offset + 1))
+    proc, source, live, live_points = (
+        StreamProcessor("clip", load_pipeline_config(), lambda: float(s.fps)),
+        VideoFileSource(s.video),
+        {},
+        None,
+    )
+    source.open()
+    for n in range(s.offset + 1):
+        image, t = source.read()
+        proc.process(Frame(stream="clip", index=n, t=t, captured=0.0, image=image))
+        ((_, face),) = proc.found
+        live[n] = face.image.copy()
+        live_points = face.points68 if n == s.onset else live_points
+    source.close()
+    proc.close()
+    np.testing.assert_array_equal(crops, np.stack([live[n] for n in numbers]))
+    np.testing.assert_array_equal(points, live_points)
+    # a track opened at the onset (no lead) is still in its landmark warm-up: other crops
+    late, _, _ = align_sample(s, replace(cfg, lead_s=0.0))
+    assert late.shape == crops.shape and not np.array_equal(late, crops)
 
 
 def test_rcn_map_of_a_real_clip(clip_set):

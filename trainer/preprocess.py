@@ -2,12 +2,14 @@
 
 Per sample (the live path's functions, so training sees what the pipeline sees):
 
-1. frames onset..offset (image files, or decoded from the clip's video with PyAV);
-2. face alignment: MediaPipe landmarks (:class:`realtime_mer.face.landmarker.Landmarker`) on the
-   onset frame make the reference of a :class:`realtime_mer.face.align.TrackAligner` (the STRCN crop,
-   ``face_size``); later frames are aligned with their own landmarks every ``landmark_every``
-   frames and by image registration in between, exactly as :class:`realtime_mer.face.FaceStage`
-   does. With two faces in a frame the one nearest ``Sample.extra["bbox"]`` is used;
+1. frames from ``lead_s`` before the onset to the offset: image files, or the clip's video decoded
+   by the live file source (:class:`realtime_mer.capture.pyav.VideoFileSource`, its colour
+   conversion and presentation times);
+2. face alignment by the live face stage itself (:class:`realtime_mer.face.FaceStage`: MediaPipe
+   landmarks, the track's STRCN crop ``face_size`` registered to its first frame, landmarks every
+   ``landmark_every`` frames after the track's warm-up, image registration in between), so the
+   onset's track is as settled as a live one (:func:`align_sample`). With two faces the one
+   nearest ``Sample.extra["bbox"]`` is followed; the crops from the onset on are kept;
 3. variants (:func:`realtime_mer.train.augment.variant_grid`): EVM (:func:`realtime_mer.magnify.make_magnifier`)
    at each ``alpha`` (0: none) over the kept frames (:func:`realtime_mer.train.augment.keep_indices`);
 4. the apex: the labelled one (the nearest kept frame), or where there is none (or ``apex="strcn"``)
@@ -34,8 +36,8 @@ import json
 import multiprocessing as mp
 import os
 import sys
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -57,8 +59,9 @@ from realtime_mer.inputs import (
 )
 from realtime_mer.train.augment import keep_indices, variant_grid
 from realtime_mer.train.datasets import Dataset, Sample
+from realtime_mer.types import AlignedFace, FaceObs
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: crops by the live face stage and file source (align_sample)
 
 
 class PreprocessError(UserError, ValueError):
@@ -77,7 +80,10 @@ class PreprocessConfig:
         input: input kind (see the module docstring).
         shapes: input name -> shape without the batch axis, from the model's spec.
         face_size: aligned crop ``(width, height)``, pixels (the pipeline's ``face.size``).
-        landmark_every: landmarks on every Nth frame after the onset, registration in between.
+        landmark_every: landmarks on every Nth frame, registration in between (the pipeline's
+            ``face.landmark_every``).
+        lead_s: seconds of the clip before the onset that the face stage runs over first (its
+            landmark warm-up, ``face.landmark_warmup_s``, is 1 s); 0 opens the track at the onset.
         flow_method, flow_preset: optical flow (``realtime_mer.flow``).
         apex: ``"auto"`` (labelled apex, else the STRCN rule), ``"label"`` or ``"strcn"``.
         alphas: EVM factors of the training variants (0 = no magnification).
@@ -91,7 +97,8 @@ class PreprocessConfig:
     input: InputKind = "rcn"
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     face_size: tuple[int, int] = (128, 128)
-    landmark_every: int = 1
+    landmark_every: int = 2
+    lead_s: float = 1.0
     flow_method: FlowMethod = "dis"
     flow_preset: str | None = None
     apex: Literal["auto", "label", "strcn"] = "auto"
@@ -108,6 +115,8 @@ class PreprocessConfig:
             raise PreprocessError(f"unknown input kind {self.input!r}")
         if self.landmark_every < 1:
             raise PreprocessError(f"landmark_every must be >= 1, got {self.landmark_every}")
+        if not self.lead_s >= 0:
+            raise PreprocessError(f"lead_s must be >= 0 seconds, got {self.lead_s}")
         if self.apex not in ("auto", "label", "strcn"):
             raise PreprocessError(f"apex must be 'auto', 'label' or 'strcn', got {self.apex!r}")
         if self.test_alpha and not input_def(self.input).magnified:
@@ -162,82 +171,103 @@ def config_for(spec: Any, model_config: dict[str, Any] | None = None, **options:
     return PreprocessConfig(input=input_kind(spec.name, spec.family), shapes=shapes, **options)
 
 
-# ---------------------------------------------------------------- reading frames
+# ---------------------------------------------------------------- reading and aligning frames
 
 
-def read_frames(sample: Sample, first: int, last: int) -> list[np.ndarray]:
-    """BGR uint8 frames numbered ``first..last`` (inclusive) of ``sample``: its image files, else its video."""
+def iter_frames(sample: Sample, first: int, last: int) -> Iterator[tuple[int, float, np.ndarray]]:
+    """Frames numbered ``first..last`` (inclusive) of ``sample`` as ``(number, t, image)``: its image
+    files (``t = number / fps``), else its video decoded by the live path's own file source
+    (:class:`realtime_mer.capture.pyav.VideoFileSource`: the same decoder and colour conversion,
+    ``t`` the frame's presentation time, s); ``image`` is ``(H, W, 3)`` uint8 BGR."""
     import cv2
 
+    fps = float(sample.fps or 30.0)
     if sample.frames:
-        out = []
         for n in sample.frame_numbers:
             if first <= n <= last:
                 img = cv2.imread(str(sample.frame_path(n)), cv2.IMREAD_COLOR)
                 if img is None:
                     raise PreprocessError(f"{sample.key}: cannot read image {sample.frame_path(n)}")
-                out.append(img)
-        return out
-    if sample.video is not None:
-        import av
+                yield n, n / fps, img
+        return
+    if sample.video is None:
+        raise PreprocessError(
+            f"{sample.key} has no frames or video: open the dataset root (not only its label sheet) to preprocess it"
+        )
+    from realtime_mer.capture.base import SourceError
+    from realtime_mer.capture.pyav import VideoFileSource
 
-        if not Path(sample.video).is_file():
-            raise PreprocessError(f"{sample.key}: video {sample.video} does not exist")
-        out = []
-        with av.open(str(sample.video)) as container:
-            for i, frame in enumerate(container.decode(video=0)):
-                if i > last:
-                    break
-                if i >= first:
-                    out.append(frame.to_ndarray(format="bgr24"))
-        return out
-    raise PreprocessError(
-        f"{sample.key} has no frames or video: open the dataset root (not only its label sheet) to preprocess it"
-    )
+    source = VideoFileSource(sample.video)
+    try:
+        source.open()
+        for n in range(last + 1):
+            got = source.read()
+            if got is None:
+                return
+            if n >= first:
+                yield n, got[1], got[0]
+    except SourceError as e:
+        raise PreprocessError(f"{sample.key}: {e}") from None
+    finally:
+        source.close()
 
 
-# ---------------------------------------------------------------- one sample
+def align_sample(sample: Sample, cfg: PreprocessConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The crops of ``sample``'s interval as a live stream makes them.
+
+    The live face stage (:class:`realtime_mer.face.FaceStage`: MediaPipe landmarks, tracking, the
+    STRCN crop registered to the track's first frame, landmarks every ``landmark_every`` frames after
+    the track's warm-up and image registration in between) runs over the frames from ``lead_s``
+    before the onset (as far as the clip goes back) to the offset (or the apex), so that at the
+    onset the track is as settled as a live one. The face stage's settings are the shipped
+    pipeline's (``configs/pipeline.yaml``: ``face.num_faces`` 2 and the rest), but for the crop size
+    and ``landmark_every``, which are ``cfg``'s. The face followed is the one nearest
+    ``Sample.extra["bbox"]`` when the sample has one, else the widest, chosen on the first frame that
+    shows a face; frames where its track has no crop are left out,
+    as the live ring buffer holds none for them.
+
+    Returns ``(crops, numbers, points68)``: ``(T, h, w, 3)`` uint8 crops of the frames
+    ``numbers`` ``(T,)`` from the onset on, and ``(68, 2)`` float32 points of the onset crop.
+    Raises :class:`SampleFailure` when the onset frame shows no face.
+    """
+    from realtime_mer.face.stage import FaceStage
+    from realtime_mer.pipeline import load_pipeline_config
+    from realtime_mer.types import Frame
+
+    if sample.onset is None:
+        raise PreprocessError(f"{sample.key} has no onset frame")
+    last = sample.offset if sample.offset is not None else sample.apex_or_middle()
+    fps = float(sample.fps or 30.0)
+    hint = sample.extra.get("bbox")
+    face = replace(load_pipeline_config().face, size=cfg.face_size, landmark_every=cfg.landmark_every)
+    crops: list[np.ndarray] = []
+    numbers: list[int] = []
+    points68: np.ndarray | None = None
+    track: int | None = None
+    with FaceStage(face) as stage:
+        for n, t, image in iter_frames(sample, max(0, sample.onset - round(cfg.lead_s * fps)), last):
+            faces = stage.process(Frame(stream=sample.key, index=n, t=t, captured=0.0, image=image))
+            if track is None and faces:
+                track = _pick(faces, hint)
+            for obs, aligned in faces:
+                if obs.track == track and n >= sample.onset:
+                    if n == sample.onset:
+                        points68 = aligned.points68
+                    if points68 is not None:
+                        crops.append(aligned.image)
+                        numbers.append(n)
+    if points68 is None:
+        raise SampleFailure("no face found on the onset frame")
+    return np.stack(crops), np.asarray(numbers), np.asarray(points68, np.float32)
 
 
-class _Aligner:
-    """Landmarks + TrackAligner for one clip, as the face stage does it."""
-
-    def __init__(self, cfg: PreprocessConfig, hint: Sequence[float] | None):
-        from realtime_mer.face.landmarker import Landmarker
-
-        self.cfg = cfg
-        self.hint = hint
-        self.landmarker = Landmarker(num_faces=2 if hint is not None else 1)
-
-    def _pick(self, faces: list[np.ndarray]) -> np.ndarray | None:
-        if not faces:
-            return None
-        if self.hint is None or len(faces) == 1:
-            return max(faces, key=lambda f: float(np.ptp(f[:, 0])))
-        cx, cy = (self.hint[0] + self.hint[2]) / 2, (self.hint[1] + self.hint[3]) / 2
-        return min(faces, key=lambda f: float(np.hypot(f[:, 0].mean() - cx, f[:, 1].mean() - cy)))
-
-    def run(self, frames: list[np.ndarray], fps: float) -> tuple[np.ndarray, np.ndarray]:
-        """``(T, h, w, 3)`` uint8 crops registered to frame 0, and frame 0's ``(68, 2)`` points in the crop."""
-        from realtime_mer.face.align import TrackAligner, apply
-        from realtime_mer.face.mapping import to68
-
-        c = self.cfg
-        aligner = TrackAligner(c.face_size)
-        first = self._pick(self.landmarker.detect(frames[0], 0))
-        if first is None:
-            raise SampleFailure("no face found on the onset frame")
-        crops = np.empty((len(frames), c.face_size[1], c.face_size[0], 3), np.uint8)
-        crops[0], m0 = aligner.align(frames[0], first)
-        for i in range(1, len(frames)):
-            lm = None
-            if i % c.landmark_every == 0:
-                lm = self._pick(self.landmarker.detect(frames[i], round(1000 * i / fps)))
-            crops[i], _ = aligner.align(frames[i], lm)
-        return crops, apply(m0, to68(first))
-
-    def close(self) -> None:
-        self.landmarker.close()
+def _pick(faces: list[tuple[FaceObs, AlignedFace]], hint: Sequence[float] | None) -> int:
+    """Track id of the face nearest the box ``hint`` (x0, y0, x1, y1), or of the widest face."""
+    if hint is None:
+        return max(faces, key=lambda f: f[0].bbox[2] - f[0].bbox[0])[0].track
+    cx, cy = (hint[0] + hint[2]) / 2, (hint[1] + hint[3]) / 2
+    return min(faces, key=lambda f: float(np.hypot((f[0].bbox[0] + f[0].bbox[2]) / 2 - cx,
+                                                   (f[0].bbox[1] + f[0].bbox[3]) / 2 - cy)))[0].track  # fmt: skip
 
 
 def strcn_apex(grey: np.ndarray) -> int:
@@ -265,24 +295,12 @@ def prepare_sample(sample: Sample, cfg: PreprocessConfig) -> dict[str, np.ndarra
     """
     if sample.flow is not None:
         return _flow_image(sample, cfg)
-    if sample.onset is None:
-        raise PreprocessError(f"{sample.key} has no onset frame")
-    last = sample.offset if sample.offset is not None else sample.apex_or_middle()
-    frames = read_frames(sample, sample.onset, last)
-    if len(frames) < 2:
+    crops, numbers, points68 = align_sample(sample, cfg)
+    if len(crops) < 2:
         raise PreprocessError(
-            f"{sample.key}: frames {sample.onset}..{last} give {len(frames)} image(s); need 2 or more"
+            f"{sample.key}: frames {sample.onset}..{numbers[-1]} give {len(crops)} crop(s) of the face; need 2 or more"
         )
-    numbers = np.array(
-        [n for n in (sample.frame_numbers or range(sample.onset, last + 1)) if sample.onset <= n <= last]
-    )
-    numbers = numbers[: len(frames)]  # a video may end before the labelled offset
     fps = float(sample.fps or 30.0)
-    aligner = _Aligner(cfg, sample.extra.get("bbox"))
-    try:
-        crops, points68 = aligner.run(frames, fps)
-    finally:
-        aligner.close()
     import cv2
 
     grey = np.stack([cv2.cvtColor(c, cv2.COLOR_BGR2GRAY) for c in crops])
