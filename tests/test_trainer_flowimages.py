@@ -22,7 +22,7 @@ from safetensors.numpy import load_file
 from realtime_mer.cli import main as realtime_mer_main
 from realtime_mer.train.cli import main
 from realtime_mer.train.datasets import open_dataset
-from realtime_mer.train.experiment import resolve_checkpoint
+from realtime_mer.train.experiment import open_datasets, resolve_checkpoint
 from realtime_mer.train.flowimages import image_name, to_png
 from realtime_mer.train.preprocess import PreprocessConfig, preprocess
 from realtime_mer.weights import default_weights
@@ -94,6 +94,14 @@ def test_synthetic_set_as_composite_flow_images(written, tmp_path):
     assert (again / "labels.csv").read_text() == (images / "labels.csv").read_text()
     for png in images.rglob("*.png"):
         assert (cv2.imread(str(again / png.relative_to(images))) == cv2.imread(str(png))).all()
+    # the same clips with another flow method, names suffixed: the two sets pool in one dataset
+    tvl1 = tmp_path / "tvl1"
+    args = ["flowimages", "--dataset", f"synth:{synth}?classes=megc3", "--out", str(tvl1), "--flow-method", "tvl1"]
+    assert main([*args, "--suffix", "_tvl1", "--cache", str(tmp_path / "c")]) == 0
+    pooled = open_datasets([f"flowimages:{images}", f"flowimages:{tvl1}"])
+    assert len(pooled.samples) == 24 and len(pooled.subjects) == len(back.subjects) == 3
+    assert {s.sample_id for s in pooled.samples} == set(expected) | {f"{n}_tvl1" for n in expected}
+    assert main([*args, "--suffix", "/x"]) == 2
 
 
 def test_evaluate_default_checkpoint(written, tmp_path, capsys):

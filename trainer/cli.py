@@ -11,6 +11,7 @@ Commands (the first is the default, so ``mer-train --dataset ...`` trains)::
               [--preprocess KEY=VALUE ...] [--out DIR]
     mer-train export --checkpoint FILE|default|MODEL --out FILE.onnx
     mer-train flowimages --dataset KIND:PATH --out DIR [--size N] [--flow-method dis|farneback|tvl1]
+              [--suffix TEXT]
     mer-train search --dataset KIND:PATH [--epochs N] [--out DIR] [--seed N]
 
 ``--checkpoint default`` is the live pipeline's default recognizer (its shipped weights), ``rcn-a``
@@ -132,6 +133,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--size", type=int, default=28, help="map side, pixels (MEGC 2019 composite maps: 28)")
         p.add_argument("--flow-method", choices=("dis", "farneback", "tvl1"), default="dis")
         p.add_argument("--face-size", type=int, default=128, help="aligned face crop side, pixels (live: 128)")
+        p.add_argument("--suffix", default="", help="appended to every sample name, e.g. _tvl1: maps of the same "
+                       "clips made another way then pool with these in one run")  # fmt: skip
     return p
 
 
@@ -231,7 +234,9 @@ def _flowimages(a: argparse.Namespace) -> str:
 
     data = open_datasets(a.dataset)
     print(data.summary(), file=sys.stderr)
-    written = write_flow_images(data, a.out, a.size, a.flow_method, (a.face_size, a.face_size), a.cache, a.workers)
+    written = write_flow_images(
+        data, a.out, a.size, a.flow_method, (a.face_size, a.face_size), a.cache, a.workers, a.suffix
+    )
     return f"wrote {written.images} flow images and labels.csv to {a.out}" + (
         f" ({len(written.failed)} left out: no face on the onset frame)" if written.failed else ""
     )

@@ -67,6 +67,7 @@ def write_flow_images(
     face_size: tuple[int, int] = (128, 128),
     cache_dir: str | Path | None = None,
     workers: int = 1,
+    suffix: str = "",
 ) -> WrittenImages:
     """Write every sample of ``data`` as a ``size x size`` flow PNG under ``out`` plus ``out/labels.csv``.
 
@@ -77,14 +78,18 @@ def write_flow_images(
         flow_method: optical flow of the maps.
         face_size: the aligned crop the flow is computed on, ``(width, height)`` pixels (the live 128).
         cache_dir, workers: as :func:`realtime_mer.train.preprocess.preprocess`.
+        suffix: appended to every sample name (file stem and ``sample`` column), e.g. ``_tvl1``, so
+            that sets of the same clips made another way pool in one mer-train run.
 
     Samples without a face on the onset frame are left out and listed in the result.
     """
     if size < 2:
         raise DatasetError(f"flow-image size must be >= 2 px, got {size}")
+    if any(not (ch.isalnum() or ch in "-_.") for ch in suffix):
+        raise DatasetError(f"suffix {suffix!r} may hold only letters, digits, '-', '_' and '.': it ends file names")
     pre = PreprocessConfig(input="rcn", shapes={"flow": (3, size, size)}, face_size=face_size, flow_method=flow_method)
     prepared = preprocess(data, pre, cache_dir, workers)
-    names = [image_name(s.subject, s.sample_id) for s in prepared.samples]
+    names = [image_name(s.subject, s.sample_id) + suffix for s in prepared.samples]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise DatasetError(f"several samples would be written as {', '.join(twice[:3])}: make sample ids unique")
