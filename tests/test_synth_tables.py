@@ -7,8 +7,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from realtime_mer.synth import EventConfig, SynthConfig, emotions
 from realtime_mer.synth.aus import parse_aus
-from realtime_mer.synth.emotions import EMOTION_AUS, SHEET_AUS, normalize_aus, sample_aus
+from realtime_mer.synth.emotions import EMOTION_AUS, SHEET_AUS, emotion_aus, normalize_aus, sample_aus
 from realtime_mer.train.datasets import open_dataset
 
 SHEETS = {
@@ -39,6 +40,30 @@ def test_pooled_weights_give_each_sheet_the_same_say():
     drawn = Counter(sample_aus("surprise", rng) for _ in range(4000))
     top = dict(EMOTION_AUS["surprise"])
     assert abs(drawn["1+2"] / 4000 - top["1+2"]) < 0.03 and abs(drawn["5"] / 4000 - top["5"]) < 0.03
+
+
+@pytest.mark.parametrize("sheets", [("casme2",), ("samm", "casme3")])
+def test_au_sheets_choose_the_tables_drawn_from(sheets):
+    """``events.au_sheets`` pools only the sheets named (each weighing alike)."""
+    table = emotion_aus(sheets)
+    for cls in ("negative", "positive", "surprise"):
+        coded = [t[cls] for name, t in SHEET_AUS.items() if name in sheets]
+        assert {c for c, _ in table[cls]} == {c for t in coded for c, _ in t}
+        assert sum(w for _, w in table[cls]) == pytest.approx(1.0)
+    assert table["others"] == EMOTION_AUS["others"]
+    rng = np.random.default_rng(1)
+    drawn = {sample_aus("negative", rng, sheets) for _ in range(300)}
+    assert drawn <= {c for c, _ in table["negative"]}
+    if sheets == ("casme2",):
+        assert "7" not in drawn, "AU7 alone is coded by SAMM and CAS(ME)^3, not by CASME II"
+    cfg = SynthConfig(events=EventConfig(au_sheets=sheets))
+    assert cfg.events.au_sheets == sheets
+    with pytest.raises(ValueError, match="au_sheets must be a non-empty subset"):
+        EventConfig(au_sheets=("casme2", "smic"))
+
+
+def test_all_sheets_are_the_default():
+    assert EventConfig().au_sheets == emotions.SHEETS == tuple(SHEET_AUS) and emotion_aus() is EMOTION_AUS
 
 
 @pytest.mark.realdata

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import field
 
 from ..config import settings
-from .emotions import CLASSES
+from .emotions import CLASSES, SHEETS, emotion_aus
 
 KINDS = ("micro", "macro", "blink", "talk", "head")
 """Planted event kinds; all but ``micro`` and ``macro`` are distractors (hard negatives for a spotter)."""
@@ -46,6 +46,8 @@ class EventConfig:
         macro_amplitude: the same for macro-expressions.
         blink_closure: fraction of the eye aperture the upper lid travels.
         classes: emotion classes drawn (uniformly) for micro and macro events.
+        au_sheets: the coding sheets whose AU combinations, and their frequencies per class, are
+            drawn from (``casme2``, ``samm``, ``casme3``; each weighing alike): ``realtime_mer.synth.emotions``.
         events_per_clip: how many events a clip holds (its first is a micro-expression).
         kind_weights: relative odds of micro, macro, blink, talk and head for the other events
             (a list of three leaves talk and head at 0).
@@ -75,6 +77,7 @@ class EventConfig:
     macro_amplitude: tuple[float, float] = (4.0, 10.0)
     blink_closure: tuple[float, float] = (0.7, 1.0)
     classes: tuple[str, ...] = CLASSES
+    au_sheets: tuple[str, ...] = SHEETS
     events_per_clip: tuple[int, int] = (1, 3)
     kind_weights: tuple[float, ...] = (0.5, 0.2, 0.3, 0.0, 0.0)
     talk_duration_s: tuple[float, float] = (1.0, 4.0)
@@ -118,6 +121,7 @@ class EventConfig:
             raise ValueError(f"macro_duration_s must be longer than 0.5 s, got {list(self.macro_duration_s)}")
         if self.micro_amplitude[0] <= 0:
             raise ValueError("micro_amplitude must be positive")
+        emotion_aus(tuple(self.au_sheets))  # the sheets are known
         unknown = set(self.classes) - set(CLASSES)
         if unknown or not self.classes:
             raise ValueError(f"classes must be a non-empty subset of {list(CLASSES)}, got {list(self.classes)}")

@@ -25,6 +25,7 @@ CASME II's "repression" (AU15 and AU17, alone or together), the generator's four
 
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -90,21 +91,32 @@ OTHERS: tuple[tuple[str, int], ...] = (
 """CASME II's "repression" samples (its own "others" category, mostly AU4 alone, has no AU pattern)."""
 
 
-def _pooled(cls: str) -> tuple[tuple[str, float], ...]:
-    shares: dict[str, float] = {}
-    sheets = [t[cls] for t in SHEET_AUS.values() if t.get(cls)]
-    for table in sheets:
-        total = sum(n for _, n in table)
-        for combo, n in table:
-            shares[combo] = shares.get(combo, 0.0) + n / total / len(sheets)
-    return tuple(sorted(shares.items(), key=lambda x: (-x[1], x[0])))
+SHEETS: tuple[str, ...] = tuple(SHEET_AUS)
+"""The coding sheets, in :data:`SHEET_AUS`' order (``EventConfig.au_sheets`` picks among them)."""
+
+
+@functools.cache
+def emotion_aus(sheets: tuple[str, ...] = SHEETS) -> dict[str, tuple[tuple[str, float], ...]]:
+    """class -> ((AU combination, sampling weight), ...) pooled over ``sheets`` (each weighing alike;
+    weights sum to 1 within a class); ``others`` is CASME II's repression whatever the sheets."""
+    unknown = sorted(set(sheets) - set(SHEET_AUS))
+    if unknown or not sheets:
+        raise ValueError(f"au_sheets must be a non-empty subset of {list(SHEET_AUS)}, got {list(sheets)}")
+    out: dict[str, tuple[tuple[str, float], ...]] = {}
+    for cls in ("positive", "negative", "surprise"):
+        tables = [t[cls] for name, t in SHEET_AUS.items() if name in sheets and t.get(cls)]
+        shares: dict[str, float] = {}
+        for table in tables:
+            total = sum(n for _, n in table)
+            for combo, n in table:
+                shares[combo] = shares.get(combo, 0.0) + n / total / len(tables)
+        out[cls] = tuple(sorted(shares.items(), key=lambda x: (-x[1], x[0])))
+    out["others"] = tuple((c, n / sum(k for _, k in OTHERS)) for c, n in OTHERS)
+    return out
 
 
 # class -> ((AU combination, sampling weight), ...), weights summing to 1 within a class
-EMOTION_AUS: dict[str, tuple[tuple[str, float], ...]] = {
-    **{cls: _pooled(cls) for cls in ("positive", "negative", "surprise")},
-    "others": tuple((c, n / sum(k for _, k in OTHERS)) for c, n in OTHERS),
-}
+EMOTION_AUS: dict[str, tuple[tuple[str, float], ...]] = emotion_aus()
 CLASSES: tuple[str, ...] = tuple(EMOTION_AUS)
 
 _REF = re.compile(r"ref\([^)]*\)", re.IGNORECASE)
@@ -130,10 +142,11 @@ def normalize_aus(code: str) -> str | None:
     return "+".join(f"{out[n]}{n}" for n in sorted(out)) or None
 
 
-def sample_aus(cls: str, rng: np.random.Generator) -> str:
-    """An AU combination of class ``cls``, drawn with the pooled weights of :data:`EMOTION_AUS`."""
+def sample_aus(cls: str, rng: np.random.Generator, sheets: tuple[str, ...] = SHEETS) -> str:
+    """An AU combination of class ``cls``, drawn with the weights pooled over ``sheets``
+    (:func:`emotion_aus`; all three: :data:`EMOTION_AUS`)."""
     try:
-        table = EMOTION_AUS[cls]
+        table = emotion_aus(tuple(sheets))[cls]
     except KeyError:
         raise ValueError(f"unknown class {cls!r}; known: {', '.join(CLASSES)}") from None
     weights = np.array([w for _, w in table], float)

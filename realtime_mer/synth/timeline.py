@@ -149,7 +149,7 @@ def draft(kind: str, points68: np.ndarray, fps: float, config: EventConfig, rng:
         amp = rng.uniform(*config.head_amplitude)
         return Draft(kind, None, ("nod", "turn")[int(rng.integers(2))], n, apex_at, amp * width / 200.0, amp)
     label = config.classes[int(rng.integers(len(config.classes)))]
-    aus = sample_aus(label, rng)
+    aus = sample_aus(label, rng, config.au_sheets)
     amp = rng.uniform(*(config.micro_amplitude if kind == "micro" else config.macro_amplitude))
     return Draft(kind, label, aus, n, apex_at, amp * width / 200.0, amp)
 
