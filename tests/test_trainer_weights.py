@@ -59,7 +59,8 @@ def test_shipped_weights_classify_a_fresh_synthetic_set(fresh_set, tmp_path):
     scores = evaluate(y, probs["onnxruntime"].argmax(1), 3)["full"]
     print(f"held-out seed {HELD_OUT_SEED}: UF1 {scores.uf1:.4f} UAR {scores.uar:.4f} (n={scores.n})")
     # chance is 1/3; the default generator draws action units from the real coding sheets, where negative
-    # and positive share AUs (AU14, AU12, AU4): both weight versions score 0.61-0.64 here (REPORT.md)
+    # and positive share AUs (AU14, AU12, AU4): version 2 scored 0.61 here on the trainer's old crops,
+    # 0.67 on the live crops, version 3 0.69 (REPORT.md)
     assert scores.uf1 > 0.5 and scores.uar > 0.5, f"chance is 1/3: {scores}"
     claimed = meta.training["protocol_scores"]["full"]["uf1"]  # the LOSO figure the weights ship with
     assert scores.uf1 >= claimed - 0.15, f"the shipped figure {claimed:.3f} does not hold on a fresh set: {scores}"
