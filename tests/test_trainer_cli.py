@@ -21,6 +21,7 @@ import pytest
 from realtime_mer.models.checkpoint import read_checkpoint_meta
 from realtime_mer.synth import EventConfig, SynthConfig, write_dataset
 from realtime_mer.train.cli import main
+from realtime_mer.train.train import default_jobs
 
 LAST_LINE = re.compile(r"^UF1 (\d\.\d{4}) UAR (\d\.\d{4})$")
 CLASSES = ("negative", "positive", "surprise")
@@ -73,6 +74,22 @@ def _check_reports(out: Path, n: int) -> dict:
     return doc
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs os.sched_setaffinity (Linux)")
+@pytest.mark.parametrize(
+    ("cores", "folds", "threads", "want"),
+    [(1, 68, 1, 1), (2, 68, 1, 2), (2, 1, 1, 1), (2, 68, 2, 1), (2, 68, 4, 1)],
+)
+def test_default_jobs_follow_the_usable_cores(cores, folds, threads, want):
+    usable = os.sched_getaffinity(0)
+    if len(usable) < cores:
+        pytest.skip(f"needs {cores} usable CPU cores, this process has {len(usable)}")
+    try:
+        os.sched_setaffinity(0, sorted(usable)[:cores])
+        assert default_jobs(folds, threads) == want
+    finally:
+        os.sched_setaffinity(0, usable)
+
+
 def test_flow_image_folder_loso_through_the_console_script(tmp_path):
     folder = make_flow_images(tmp_path / "flows")
     config = tmp_path / "small.yaml"
@@ -80,7 +97,7 @@ def test_flow_image_folder_loso_through_the_console_script(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     cmd = [_script(), "--dataset", f"flowimages:{folder}", "--model", "rcn-a", "--protocol", "loso",
-           "--config", str(config), "--out", str(out), "--jobs", "2", "--seed", "3"]  # fmt: skip
+           "--config", str(config), "--out", str(out), "--seed", "3"]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     last = done.stdout.strip().splitlines()[-1]
@@ -90,6 +107,7 @@ def test_flow_image_folder_loso_through_the_console_script(tmp_path):
     assert uf1 > 0.6 and uar > 0.6, f"chance is 1/3: {last}"
     doc = _check_reports(out, 6 * 3 * 4)
     assert doc["meta"]["folds"] == 6 and doc["meta"]["protocol"] == "loso"
+    assert doc["meta"]["seconds"]["jobs"] == default_jobs(6), "no --jobs: one process a usable core"
     meta = read_checkpoint_meta(out / "model.safetensors")
     assert meta.model == "rcn-a" and meta.classes == CLASSES and meta.config["feature_maps"] == 16
     assert meta.training["preprocess"]["shapes"] == {"flow": [3, 60, 60]}

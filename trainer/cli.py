@@ -19,8 +19,9 @@ the weights shipped for that model. ``--init`` starts every fold (and the final 
 checkpoint, e.g. synthetic-pretrained weights (``default``), for fine-tuning on real data; it must
 not have been trained on the run's datasets. ``flowimages`` writes any dataset as MEGC 2019
 composite-style flow images (:mod:`realtime_mer.train.flowimages`), readable as ``flowimages:DIR``.
-``--jobs`` folds train in parallel processes (or, with ``--backend ray``, one Ray task a fold on the
-cluster at ``--address``: :mod:`realtime_mer.train.cluster`), ``--workers`` processes preprocess.
+``--jobs`` folds train in parallel processes, by default one a usable CPU core (or, with
+``--backend ray``, one Ray task a fold on the cluster at ``--address``:
+:mod:`realtime_mer.train.cluster`), ``--workers`` processes preprocess.
 The last line printed by ``train`` and ``evaluate`` is ``UF1 <value> UAR <value>`` (pooled over all
 folds, MEGC).
 Dataset syntax: :mod:`realtime_mer.train.datasets`; settings files: :mod:`realtime_mer.train.experiment`.
@@ -82,7 +83,12 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument(
             "--lovo-fraction", type=float, default=None, help="LOVO: test this share of videos a fold (0.05)"
         )
-        p.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes (default 1)")
+        p.add_argument(
+            "--jobs",
+            type=int,
+            default=None,
+            help="folds trained in parallel processes (default: one a usable CPU core, at most one a fold)",
+        )
         p.add_argument(
             "--backend",
             choices=("local", "ray"),

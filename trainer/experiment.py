@@ -38,7 +38,7 @@ from realtime_mer.train.metrics import FULL, Scores, evaluate
 from realtime_mer.train.preprocess import MODEL_FIELDS, Prepared, PreprocessConfig, config_for, preprocess
 from realtime_mer.train.protocol import Fold, make_folds
 from realtime_mer.train.report import final_line, markdown_table, write_report
-from realtime_mer.train.train import FoldResult, TrainConfig, fold_data, run_folds, train_fold
+from realtime_mer.train.train import FoldResult, TrainConfig, default_jobs, fold_data, run_folds, train_fold
 
 
 @settings
@@ -139,7 +139,7 @@ def run_experiment(
     specs: Sequence[str],
     run: RunConfig,
     out: str | Path,
-    jobs: int = 1,
+    jobs: int | None = None,
     workers: int = 1,
     cache_dir: str | Path | None = None,
     verbose: bool = False,
@@ -149,7 +149,8 @@ def run_experiment(
 ) -> dict[str, Scores]:
     """Train and evaluate ``run`` on the datasets ``specs`` under its protocol; write the reports to ``out``.
 
-    The folds train ``jobs`` at a time in processes (``backend="local"``) or as Ray tasks on the
+    The folds train ``jobs`` at a time in processes (``backend="local"``; ``None``: one a usable CPU
+    core, :func:`realtime_mer.train.train.default_jobs`) or as Ray tasks on the
     cluster at ``address`` (``"ray"``, :mod:`realtime_mer.train.cluster`). Returns the pooled
     scores (``"full"`` and per database). Prints the results table to stdout.
     """
@@ -175,9 +176,11 @@ def run_experiment(
         folds = make_folds(samples, run.protocol, run.per_dataset, run.lovo_fraction, run.train.val_fraction, run.seed)
     except ValueError as e:
         raise UserError(str(e)) from None
+    if jobs is None:
+        jobs = default_jobs(len(folds), run.train.threads)
     _log(
         f"{run.protocol.upper()}: {len(folds)} folds, model {run.model}, {run.train.epochs} epochs, "
-        f"{len(prepared.owner)} training rows"
+        f"{len(prepared.owner)} training rows" + ("" if backend == "ray" else f", {jobs} fold(s) at a time")
     )
     t0 = time.perf_counter()
     results = run_folds(prepared, folds, run.model, model_config, data.classes, pre.input, run.train, run.seed, jobs,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import copy
 import multiprocessing as mp
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -403,6 +404,19 @@ def fold_bar(folds: int) -> tqdm:
     return tqdm(total=folds, desc="folds", unit="fold", file=sys.stderr)
 
 
+def default_jobs(folds: int, threads: int = 1) -> int:
+    """Folds to train at once by default: one a usable CPU core (``threads`` torch threads each),
+    at most one a fold.
+
+    >>> 1 <= default_jobs(68) <= 68
+    True
+    >>> default_jobs(1)
+    1
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores // max(threads, 1), folds))
+
+
 def run_folds(
     prepared: Prepared,
     folds: Sequence[Fold],
@@ -437,9 +451,19 @@ def run_folds(
                 bar.update()
             return out
         results: dict[int, FoldResult] = {}
+        # A fold's data is sliced and pickled only when a process is about to be free: queueing
+        # every fold at once would hold a copy of the data set per fold in memory.
+        todo = iter(enumerate(folds))
         with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(job, i, f.name, fold_data(prepared, f)): i for i, f in enumerate(folds)}
-            for fut in cf.as_completed(futures):
-                results[futures[fut]] = fut.result()
-                bar.update()
+            running: dict[cf.Future[FoldResult], int] = {}
+            while True:
+                while len(running) < jobs and (nxt := next(todo, None)) is not None:
+                    i, f = nxt
+                    running[pool.submit(job, i, f.name, fold_data(prepared, f))] = i
+                if not running:
+                    break
+                done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                for fut in done:
+                    results[running.pop(fut)] = fut.result()
+                    bar.update()
         return [results[i] for i in range(len(folds))]
