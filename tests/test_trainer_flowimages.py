@@ -144,10 +144,18 @@ def test_init_fine_tunes_from_a_checkpoint_without_leaks(written, tmp_path, caps
         np.testing.assert_allclose(tuned[k], init[k], atol=1e-6)
     saved = yaml.safe_load((tmp_path / "ft" / "config.yaml").read_text())
     assert saved["train"]["init"] == str(default_weights("rcn-a"))
-    # fresh weights are elsewhere
-    assert main([*base, "--out", str(tmp_path / "fresh")]) == 0
+    # without --init the RCN family starts from the shipped weights where they fit (configs/train/rcn.yaml)
+    capsys.readouterr()
+    assert main([*base, "--out", str(tmp_path / "dflt")]) == 0
+    assert "init: the shipped rcn-a weights" in capsys.readouterr().err
+    dflt = _conv_weights(tmp_path / "dflt" / "model.safetensors")
+    for k in init:
+        np.testing.assert_allclose(dflt[k], init[k], atol=1e-6)
+    # --init none: fresh weights are elsewhere
+    assert main([*base, "--init", "none", "--out", str(tmp_path / "fresh")]) == 0
     fresh = _conv_weights(tmp_path / "fresh" / "model.safetensors")
     assert max(float(np.abs(fresh[k] - init[k]).max()) for k in init) > 0.01
+    assert yaml.safe_load((tmp_path / "fresh" / "config.yaml").read_text())["train"]["init"] is None
     capsys.readouterr()
     # weights trained on this very set have seen every test subject: refused
     assert main([*base, "--init", str(tmp_path / "fresh" / "model.safetensors"), "--out", str(tmp_path / "x")]) == 2
@@ -156,3 +164,7 @@ def test_init_fine_tunes_from_a_checkpoint_without_leaks(written, tmp_path, caps
     small.write_text("model_config: {feature_maps: 16}\n")
     assert main([*base, "--init", "default", "--config", str(small), "--out", str(tmp_path / "y")]) == 2
     assert "feature_maps" in capsys.readouterr().err
+    # ... while the default falls back to fresh weights and says why
+    assert main([*base, "--config", str(small), "--out", str(tmp_path / "z")]) == 0
+    err = capsys.readouterr().err
+    assert "init: fresh weights; the shipped rcn-a weights do not fit this run" in err and "feature_maps" in err

@@ -17,8 +17,10 @@ Commands (the first is the default, so ``mer-train --dataset ...`` trains)::
 ``--checkpoint default`` is the live pipeline's default recognizer (its shipped weights), ``rcn-a``
 the weights shipped for that model. ``--init`` starts every fold (and the final model) from a
 checkpoint, e.g. synthetic-pretrained weights (``default``), for fine-tuning on real data; it must
-not have been trained on the run's datasets. ``flowimages`` writes any dataset as MEGC 2019
-composite-style flow images (:mod:`realtime_mer.train.flowimages`), readable as ``flowimages:DIR``.
+not have been trained on the run's datasets. The RCN family starts from its shipped weights by
+default where they fit the run (``shipped``, ``configs/train/rcn.yaml``); ``--init none`` trains from
+fresh ones. ``flowimages`` writes any dataset as MEGC 2019 composite-style flow images
+(:mod:`realtime_mer.train.flowimages`), readable as ``flowimages:DIR``.
 ``--jobs`` folds train in parallel processes, by default one a usable CPU core (or, with
 ``--backend ray``, one Ray task a fold on the cluster at ``--address``:
 :mod:`realtime_mer.train.cluster`), ``--workers`` processes preprocess.
@@ -115,7 +117,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
             default=None,
             metavar="CHECKPOINT",
             help="start every fold and the final model from these weights (a file, 'default' or a model "
-            "with shipped weights, e.g. synthetic-pretrained rcn-a) instead of fresh ones",
+            "with shipped weights, e.g. synthetic-pretrained rcn-a); 'shipped' (the RCN family's default): "
+            "the model's shipped weights where they fit the run; 'none': fresh weights",
         )
         p.add_argument("--verbose", "-v", action="store_true", help="log every epoch of every fold")
     if command == "evaluate":

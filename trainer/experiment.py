@@ -163,8 +163,7 @@ def run_experiment(
     data = open_datasets(specs)
     _log(data.summary())
     model_config, pre = preprocess_config(run, len(data.classes))
-    if run.train.init:
-        run = replace(run, train=replace(run.train, init=str(check_init(run.train.init, run, model_config, data))))
+    run = replace(run, train=replace(run.train, init=resolve_init(run, model_config, data)))
     (out / "config.yaml").write_text(yaml.safe_dump(_plain(asdict(run)), sort_keys=False))
     t0 = time.perf_counter()
     prepared = preprocess(data, pre, cache_dir, workers)
@@ -366,6 +365,33 @@ def check_init(name: str | Path, run: RunConfig, model_config: dict[str, Any], d
             "seen every test subject (a leak). Pretrain on other data, e.g. a synthetic set"
         )
     return path
+
+
+def resolve_init(run: RunConfig, model_config: dict[str, Any], data: Dataset) -> str | None:
+    """The weights file the run starts from (``train.init``), or None for fresh weights.
+
+    ``None``/``"none"``: fresh weights. ``"shipped"`` (the RCN family's default,
+    ``configs/train/rcn.yaml``): the model's shipped synthetic-pretrained weights where they fit the
+    run (:func:`check_init`), else fresh weights; the log says which and why. Anything else must
+    pass :func:`check_init` (a file, ``default`` or a model name).
+    """
+    from realtime_mer.weights import available
+
+    init = run.train.init
+    if init is None or init == "none":
+        return None
+    if init != "shipped":
+        return str(check_init(init, run, model_config, data))
+    if run.model not in available():
+        _log(f"init: fresh weights ({run.model} has no shipped weights)")
+        return None
+    try:
+        path = check_init(run.model, run, model_config, data)
+    except UserError as e:
+        _log(f"init: fresh weights; the shipped {run.model} weights do not fit this run: {e}")
+        return None
+    _log(f"init: the shipped {run.model} weights, pretrained on synthetic data ({path}); --init none: fresh weights")
+    return str(path)
 
 
 def _roots(source: str) -> set[str]:

@@ -63,7 +63,9 @@ class TrainConfig:
         per_class: clips a class for ``balance="nine-crop"``.
         val_fraction: share of the training subjects held out to pick the epoch (0: last epoch).
         init: checkpoint file every fold and the final model start from (``mer-train --init``;
-            checked by :func:`realtime_mer.train.experiment.check_init`); ``None``: fresh weights.
+            checked by :func:`realtime_mer.train.experiment.check_init`); ``None`` or ``"none"``:
+            fresh weights; ``"shipped"``: the model's shipped weights where they fit the run, else
+            fresh ones (:func:`realtime_mer.train.experiment.resolve_init`).
         cnn_epochs: the region CNN-LSTM's two stages (seed 002): first this many epochs of the
             region CNNs alone, each on its "not me" targets at every window's peak frame, then
             ``epochs`` of the LSTMs and the dense head with the CNNs frozen; 0: one stage, the
@@ -251,7 +253,9 @@ def train_fold(
     rng = np.random.default_rng(seed)
     data, model_config = resolve_mask(data, model_name, model_config)
     model = build_model(model_name, model_config)
-    if cfg.init:
+    if cfg.init == "shipped":
+        raise ValueError("train.init 'shipped' names no file: resolve it first (experiment.resolve_init)")
+    if cfg.init and cfg.init != "none":
         from realtime_mer.models.checkpoint import load_checkpoint
 
         model.load_state_dict(load_checkpoint(cfg.init, expected_model=model_name)[0].state_dict())
