@@ -166,7 +166,7 @@ class SpotConfig:
     micro_max_s: float = 0.5
     macro_max_s: float = 4.0
     report_macro: bool = True
-    threshold: float = 5.5
+    threshold: float = 4.5
     low: float = 4.0
     end_frac: float = 0.4
     end_hold_s: float = 0.03
