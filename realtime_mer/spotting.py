@@ -168,7 +168,7 @@ class SpotConfig:
     report_macro: bool = True
     threshold: float = 4.5
     low: float = 4.0
-    end_frac: float = 0.4
+    end_frac: float = 0.5
     end_hold_s: float = 0.03
     ref_tau_s: float = 0.5
     smooth_s: float = 0.05
@@ -669,6 +669,8 @@ class Spotter:
                 np.copyto(self._z_apex, self._z)
                 np.copyto(self._apex_grey, self._grey)
         else:
+            if x >= cfg.low:  # the duration rule counts the frames above ``low``, not the end level
+                self._last_above = index
             self._below += 1
             if self._below >= self._end_hold:
                 self._active = False
