@@ -153,7 +153,13 @@ def _run_parser(monitor: bool = False) -> argparse.ArgumentParser:
             metavar="ADDR",
             help="ray: join this cluster (host:port or ray://host:port) instead of starting a local one",
         )
-    p.add_argument("--max-seconds", type=float, default=None, metavar="N", help="stop cleanly after N seconds")
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        metavar="N",
+        help="stop cleanly once the feeds have run N seconds (start-up not counted)",
+    )
     p.add_argument("--config", metavar="PATH", help="pipeline YAML (default: configs/pipeline.yaml)")
     p.add_argument("--num-faces", type=int, default=None, metavar="N", help="faces tracked per stream")
     p.add_argument("--magnify-backend", choices=("numba", "reference", "cuda"), default=None)

@@ -339,8 +339,9 @@ class RayPipeline(FeedRunner):
     # ---- run -----------------------------------------------------------------------------------
 
     def run(self, max_seconds: float | None = None) -> RunSummary:
-        """Run until every feed ended, ``max_seconds`` passed, or :meth:`stop`; flush every record and
-        sink; the summary (its ``exit_code`` tells failures)."""
+        """Run until every feed ended, ``max_seconds`` passed since the feeds were started (Ray's
+        start-up and the actors' are not counted), or :meth:`stop`; flush every record and sink; the
+        summary (its ``exit_code`` tells failures)."""
         start = time.monotonic()
         for spec in self.specs:
             self._check(spec)
@@ -355,7 +356,7 @@ class RayPipeline(FeedRunner):
             self.stage.start()
             for spec in self.specs:
                 self._add(spec)
-            self._wait(start, max_seconds)
+            self._wait(time.monotonic(), max_seconds)  # the feeds' time: a slow cluster start-up is not counted
         except KeyboardInterrupt:
             log.info("interrupted: flushing events")
         finally:
@@ -534,7 +535,6 @@ class RayPipeline(FeedRunner):
         assert shard.down_since is not None
         down = time.monotonic() - shard.down_since
         shard.incarnation, shard.pid, shard.ack, shard.down_since = report.incarnation, report.pid, 0, None
-        self.metrics.worker_restarts.labels(worker=shard.name).inc()
         log.warning("%s restarted (pid %d, %.1f s after it died); resuming its feeds", shard.name, report.pid, down)
         for f in list(self.feeds.values()):
             if f.shard != k:
@@ -546,6 +546,8 @@ class RayPipeline(FeedRunner):
             resume = f.report.position if f.report is not None else None
             f.report = None
             shard.actor.add.remote(f.spec, resume)
+        # counted once its feeds are handed back: whoever sees the count sees none of their old reports
+        self.metrics.worker_restarts.labels(worker=shard.name).inc()
 
     def _status(self, name: str, f: _FeedState, state: Any, reason: str) -> None:
         assert self.stage is not None

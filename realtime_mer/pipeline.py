@@ -959,8 +959,9 @@ class Pipeline(FeedRunner):
         self._ended: list[StreamWorker] = []  # feeds removed while running
 
     def run(self, max_seconds: float | None = None) -> RunSummary:
-        """Run until every feed ended (or failed), ``max_seconds`` passed, or :meth:`stop`; flush every
-        event and sink; return the summary (its ``exit_code`` tells failures)."""
+        """Run until every feed ended (or failed), ``max_seconds`` passed since the feeds were started
+        (the recognizer's preparation is not counted), or :meth:`stop`; flush every event and sink;
+        return the summary (its ``exit_code`` tells failures)."""
         start = time.monotonic()
         feeds = [(spec, self._check(spec)) for spec in self.specs]
         recognizer: Recognizer | None = None
@@ -977,7 +978,7 @@ class Pipeline(FeedRunner):
                 w.start()
             for w in self.workers.values():
                 w.capture.start(open_now=not self.monitor)
-            self._wait(start, max_seconds)
+            self._wait(time.monotonic(), max_seconds)  # the feeds' time: the recognizer's preparation is not counted
         except KeyboardInterrupt:
             log.info("interrupted: flushing events")
         finally:

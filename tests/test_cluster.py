@@ -129,7 +129,9 @@ def test_a_live_feed_goes_on_numbering_after_its_worker_died(local_ray):
     resumed = running[-1]  # the first frame in the new process: numbering goes on
     assert resumed.session >= before.session and resumed.index >= before.index
     assert summary.streams[0].worker_restarts == 1
-    assert summary.streams[0].frames >= before.index + 30
+    # 60 frames before the kill, 30 after; a loaded machine drops some of the replay's frames, so
+    # frame numbers run ahead of the frames processed
+    assert summary.streams[0].frames >= 90 and summary.streams[0].last_index >= before.index + 30
     assert len({(e.track, e.interval.onset, e.interval.offset) for e in sink.events}) == len(sink.events)
 
 
