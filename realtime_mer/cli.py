@@ -400,7 +400,7 @@ def _cmd_eval_spotting(argv: Sequence[str]) -> int:
         default=None,
         metavar="PATH",
         help="generator settings (YAML, as realtime-mer synth --config) of the sets made for --seeds or --set, "
-        "e.g. configs/synth/hard-negatives.yaml (talking, nods and turns, long macro-expressions)",
+        "e.g. configs/synth-hard-negatives.yaml (talking, nods and turns, long macro-expressions)",
     )
     p.add_argument("--json", default=None, metavar="PATH", help="write every figure (per set, per clip, aggregates)")
     p.add_argument("--config", metavar="PATH", help="pipeline YAML (default: configs/pipeline.yaml)")
