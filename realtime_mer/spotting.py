@@ -7,9 +7,9 @@ amplifies the sensor and compression noise as much as the movement):
    scaled to the reference's mean brightness over the mask (``normalize_gain``: global exposure
    changes and flicker cancel). Every level below is in units of the statistic's own noise, so
    the image scale does not matter. The statistic watches the running mean of the last
-   ``smooth_s`` of frames (2 frames at 30 fps, 10 at 200 fps): it averages the sensor and
-   registration noise of single frames, while an expression lasts many frames; the intervals
-   are shifted back by the mean's lag, ``(n - 1) / 2`` frames.
+   ``smooth_s`` of frames, at least two (2 frames at 15-50 fps, 3 at 60, 10 at 200): it averages
+   the sensor, compression and registration noise of single frames, while an expression lasts
+   many frames; the intervals are shifted back by the mean's lag, ``(n - 1) / 2`` frames.
 2. **Reference.** ``ref`` is an exponential moving average of the face (time constant
    ``ref_tau_s``; a plain running mean over the first frames), so slow drift does not accumulate.
    While a movement is in progress the reference is *frozen*: it stays the pre-onset face (the
@@ -131,7 +131,8 @@ class SpotConfig:
         end_hold_s: how long ``sigma`` must stay below the end level to end a movement (bridges dips).
         ref_tau_s: time constant of the reference face's moving average.
         smooth_s: length of the running mean over frames taken before the statistic (averages the
-            sensor and registration noise; at least 1 frame).
+            sensor, compression and registration noise), rounded to frames but at least two (one
+            alone leaves H.264's frame-to-frame noise in); 0 turns it off (one frame).
         normalize_gain: scale each frame to the reference's masked mean brightness first.
         floor_tau_s: time constant of the per-block noise levels and of the relative spread.
         min_rel_spread: smallest relative spread ``rel`` of the block stds.
@@ -415,7 +416,9 @@ class Spotter:
         self._warmup_frames = max(4, int(round(cfg.warmup_s * fps)))
         self._end_hold = max(1, int(round(cfg.end_hold_s * fps)))
         self._macro_max_frames = cfg.macro_max_s * fps
-        k = max(1, int(round(cfg.smooth_s * fps)))
+        # at least two frames: one alone leaves H.264's frame-to-frame noise in (below 30 fps, where
+        # smooth_s rounds to one frame, the spotter raised several times as many false alarms)
+        k = 1 if cfg.smooth_s == 0 else max(2, int(round(cfg.smooth_s * fps)))
         if k != len(self._box):
             self._box = np.zeros((k,) + self._box.shape[1:], np.float32)
             self._box_n = 0

@@ -315,6 +315,20 @@ def test_movement_still_rising_when_the_stream_ends_is_not_reported():
     assert [iv.kind for iv in spot(seq)[0]] == ["micro"]
 
 
+# (frame rate, frames in the running mean of smooth_s 0.05 s): at least two, else the rounded 0.05 s
+RUNNING_MEAN = [(15, 2), (25, 2), (29.97, 2), (30, 2), (50, 2), (60, 3), (100, 5), (200, 10)]
+
+
+@pytest.mark.parametrize(("fps", "frames"), RUNNING_MEAN)
+def test_running_mean_spans_at_least_two_frames(fps, frames):
+    sp = Spotter(fps, SpotConfig(), (64, 64))
+    assert len(sp._box) == frames
+    sp = Spotter(200, SpotConfig(), (64, 64))
+    sp.set_fps(fps)  # a measured rate (a 30 fps camera that delivers 27) is handled alike
+    assert len(sp._box) == frames
+    assert len(Spotter(fps, SpotConfig(smooth_s=0.0), (64, 64))._box) == 1  # 0 turns it off
+
+
 @pytest.mark.parametrize("smooth_s", [0.0, 0.05, 0.1])
 def test_running_mean_lag_is_taken_out_of_the_interval(smooth_s):
     seq = planted(200)
