@@ -94,7 +94,8 @@ def offline(path: str, first: int, count: int, config_path: str | None = None) -
             item = source.read()
             if item is None:
                 break
-            spotted += proc.process(Frame("offline", first + k, item[1], time.monotonic(), item[0]))
+            key = bool(getattr(source, "keyframe", False))
+            spotted += proc.process(Frame("offline", first + k, item[1], time.monotonic(), item[0], key=key))
     finally:
         spotted += proc.close()
         source.close()

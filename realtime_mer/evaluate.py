@@ -248,9 +248,9 @@ def spot_clip(truth, config: PipelineConfig, magnify: bool = True) -> tuple[list
     try:
         while (item := source.read()) is not None:
             image, t = item
-            spotted += proc.process(
-                Frame(truth.clip, index, index / truth.fps if t is None else t, time.monotonic(), image)
-            )
+            t = index / truth.fps if t is None else t
+            key = bool(getattr(source, "keyframe", False))
+            spotted += proc.process(Frame(truth.clip, index, t, time.monotonic(), image, key=key))
             index += 1
     finally:
         spotted += proc.close()

@@ -27,15 +27,22 @@ class Mp4Writer:
         crf: libx264 constant rate factor (0 lossless).
         intra: every frame coded on its own (a GOP of one frame), as a camera that stores JPEG
             frames; else H.264's usual prediction from earlier frames.
+        gop: frames from one keyframe to the next (libx264's ``g``) when not ``intra``; ``None``:
+            the encoder's default (250).
     """
 
-    def __init__(self, path: Path, fps: float, size: tuple[int, int], crf: int, intra: bool = False):
+    def __init__(
+        self, path: Path, fps: float, size: tuple[int, int], crf: int, intra: bool = False, gop: int | None = None
+    ):
+        if gop is not None and gop < 1:
+            raise ValueError(f"gop must be at least 1 frame, got {gop}")
         self._container = av.open(str(path), "w")
         rate = Fraction(fps).limit_denominator(1001)
         self._stream = self._container.add_stream("libx264", rate=rate)
         self._stream.width, self._stream.height = size
         self._stream.pix_fmt = "yuv420p"
-        self._stream.options = {"crf": str(crf), "preset": "veryfast", **({"g": "1"} if intra else {})}
+        g = 1 if intra else gop
+        self._stream.options = {"crf": str(crf), "preset": "veryfast", **({} if g is None else {"g": str(g)})}
         self._i420 = np.empty((size[1] * 3 // 2, size[0]), np.uint8)
         self._n = 0
 

@@ -395,6 +395,9 @@ class StreamProcessor:
         t0 = time.perf_counter()
         self.found = found = self.faces.process(frame, self._crop_slot)
         self.clock.add("face", (time.perf_counter() - t0) * 1e3)
+        if frame.key:  # the coding starts anew: each spotter takes its reference again (a track
+            for open_track in self.tracks.values():  # not seen in this frame, at its next face)
+                open_track.spotter.keyframe()
         if found:
             self.frames_with_face += 1
             for obs, face in found:

@@ -13,7 +13,9 @@ amplifies the sensor and compression noise as much as the movement):
 2. **Reference.** ``ref`` is an exponential moving average of the face (time constant
    ``ref_tau_s``; a plain running mean over the first frames), so slow drift does not accumulate.
    While a movement is in progress the reference is *frozen*: it stays the pre-onset face (the
-   STRCN apex rule's ``I_onset``). A micro-expression rises and *returns* to that face.
+   STRCN apex rule's ``I_onset``). A micro-expression rises and *returns* to that face. After
+   a keyframe of predicted video (an H.264 I-frame, :meth:`Spotter.keyframe`), whose coding noise
+   is new over the whole face, the first frame outside a movement becomes the reference at once.
 3. **Block statistic.** ``D = I_t - ref`` over the face mask (an ellipse inside the crop, or the
    caller's mask), cut into ``blocks`` (rows, cols) that overlap by half (``block_step`` 2: a
    grid of cells of half the block size, each block ``2 x 2`` cells, stride one cell, so a
@@ -399,6 +401,8 @@ class Spotter:
         self._h_count = 0
         self._last_index = -1
         self._rebase_next = False
+        self._key_next = False  # the next frame is a keyframe (keyframe())
+        self._last_key = -(2**62)  # index of the last keyframe seen
         self.set_fps(fps)
         self._restart()
 
@@ -439,6 +443,7 @@ class Spotter:
         self._peak = 0.0
         self._eye_contrast = 0.0
         self._eye_peak = 0.0
+        self._reseed = False  # a keyframe came: take the reference anew at the next quiet frame
         self._count.fill(0.0)
         self._busy.fill(False)
         self._pattern_t.fill(-np.inf)
@@ -449,6 +454,16 @@ class Spotter:
         in which nothing is spotted, and a movement in progress is dropped; the noise levels are
         kept (and go on being learned)."""
         self._rebase_next = True
+
+    def keyframe(self) -> None:
+        """The next frame is a keyframe of predicted video (an H.264 I-frame): its coding noise is
+        new over the whole face, and the frames after it are predicted from it. The reference learned
+        from the frames before would see that change as a movement of every textured block (an IP
+        camera sends a keyframe every 1-2 s). At the first frame outside a movement from then on the
+        running mean starts again and that frame becomes the reference, at once, without a warm-up;
+        nothing is spotted on it. Ignored when keyframes come at most ``len(running mean)`` frames
+        apart (intra-only video: every frame is one, and the running mean averages its noise)."""
+        self._key_next = True
 
     # -- per frame -------------------------------------------------------------------------------
 
@@ -576,6 +591,10 @@ class Spotter:
             self._rebase_next = False
             self._seen = self._box_n = 0
             self._active, self._armed, self._below = False, True, 0
+        if self._key_next:
+            self._key_next = False
+            self._reseed |= self._seen > 0 and index - self._last_key > len(self._box)
+            self._last_key = index
         if self._seen == 0:  # (re)start: this frame is the first reference
             self._first = index
             self._ref[:] = self._grey
@@ -586,6 +605,16 @@ class Spotter:
             return []
         if self.config.normalize_gain:
             self._match_gain()
+        if self._reseed and not self._active:  # after a keyframe: this frame is the new reference
+            self._reseed = False
+            self._box_n = 0
+            self._running_mean()
+            self._ref[:] = self._grey
+            self._last_index = index
+            self._seen += 1
+            self._record(index, t, np.nan)
+            self._count *= self._repeat_decay
+            return []
         self._running_mean()
         self._block_stds(self._ref)
         self._last_index = index

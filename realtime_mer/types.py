@@ -41,6 +41,9 @@ class Frame:
         image: ``(H, W, 3)`` uint8 BGR.
         session: which connection of a live source the frame came from (0 for the first; each
             reconnection starts a new session, whose frames restart the face tracks).
+        key: the decoder marked it a keyframe (an H.264 I-frame): the video's coding starts anew
+            with it, so its compression noise differs from the frames before (False where unknown,
+            e.g. a camera's raw frames).
     """
 
     stream: str
@@ -49,6 +52,7 @@ class Frame:
     captured: float
     image: np.ndarray
     session: int = 0
+    key: bool = False
 
 
 @dataclass(frozen=True, slots=True)

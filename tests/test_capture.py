@@ -18,6 +18,7 @@ from realtime_mer.capture import (
 )
 from realtime_mer.capture.pyav import BgrConverter
 from realtime_mer.config import ConfigError, from_mapping
+from realtime_mer.media import Mp4Writer
 
 W, H, N, FPS = 64, 48, 20, 30
 
@@ -75,6 +76,19 @@ def test_file_frames_arrive_in_order_with_pts_times(small_video):
     assert stats.finished and stats.frames_read == N and stats.dropped == 0 and stats.bad_frames == 0
     assert stats.fps == pytest.approx(FPS, rel=1e-3) and stats.nominal_fps == pytest.approx(FPS)
     assert cap.error is None and cap.get() is None
+
+
+def test_frames_say_which_are_keyframes(tmp_path):
+    """The decoder's keyframes (H.264 I-frames, here one every 6 frames) are marked on the frames."""
+    path = tmp_path / "gop6.mp4"
+    with Mp4Writer(path, FPS, (W, H), crf=23, gop=6) as writer:
+        for k in range(N):
+            writer.write(np.full((H, W, 3), _level(k), np.uint8))
+    with CaptureThread(open_source("video", path)).start() as cap:
+        frames = list(cap)
+    assert [f.key for f in frames] == [k % 6 == 0 for k in range(N)]
+    with pytest.raises(ValueError, match="gop"):
+        Mp4Writer(tmp_path / "bad.mp4", FPS, (W, H), crf=23, gop=0)
 
 
 def test_file_never_drops_with_queue_of_one_and_slow_consumer(small_video):

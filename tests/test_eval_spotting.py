@@ -8,8 +8,10 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from realtime_mer.capture.pyav import VideoFileSource
 from realtime_mer.cli import main
 from realtime_mer.evaluate import (
     EVAL_SETS,
@@ -25,6 +27,7 @@ from realtime_mer.evaluate import (
 )
 from realtime_mer.pipeline import load_pipeline_config, merge_config
 from realtime_mer.spotting import SpotScore
+from realtime_mer.synth import NuisanceConfig, SynthConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,6 +107,25 @@ def test_below_30_fps_the_running_mean_still_spans_two_frames(face_model, tmp_pa
     one = evaluate_dataset(data, merge_config(config, {"spot": {"smooth_s": 0.0}})).kinds["micro"]
     assert one.fp["nothing"] >= 1, "the clip no longer shows what one frame does"
     assert two.score.fp == 0 and two.score.tp >= one.score.tp >= 1
+
+
+def test_keyframes_of_an_ip_camera_raise_no_alarm(face_model, tmp_path):
+    """Clips coded with a keyframe every second, as an IP camera sends them. Each keyframe starts the
+    coding noise anew over the whole face; the decoder says which frames they are, and the spotter
+    takes its reference anew there (without: the development seeds 1 and 3 coded so gave micro F1
+    0.70 against 0.83 with, false positives 27 against 7; on these two clips one of the two
+    micro-expressions was missed and a false one reported)."""
+    synth = SynthConfig(nuisance=NuisanceConfig(keyframe_s=1.0))
+    data = synth_set(tmp_path, 3, 2, 30.0, synth)
+    source = VideoFileSource(next((data / "clips").glob("*.mp4")))
+    source.open()
+    keys = []
+    while source.read() is not None:
+        keys.append(source.keyframe)
+    source.close()
+    assert np.flatnonzero(keys).tolist() == list(range(0, len(keys), 30))
+    micro = evaluate_dataset(data, load_pipeline_config(None)).kinds["micro"]
+    assert (micro.score.tp, micro.score.fp, micro.score.fn) == (2, 0, 0)
 
 
 @pytest.mark.realdata

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tracemalloc
+from collections.abc import Collection
 from functools import cache
 
 import cv2
@@ -41,11 +42,14 @@ def spot(
     fps: float | None = None,
     mask: np.ndarray | None = None,
     eyes: np.ndarray | None = None,
+    keys: Collection[int] = (),
 ) -> tuple[list[Interval], Spotter]:
     frames = seq.frames if frames is None else frames
     sp = Spotter(fps or seq.fps, config or SpotConfig(), frames.shape[1:], mask=mask, eyes=eyes)
     out: list[Interval] = []
     for i, (image, t) in enumerate(zip(frames, seq.times)):
+        if i in keys:
+            sp.keyframe()
         out += sp.update(i, float(t), image)
     return out + sp.flush(), sp
 
@@ -313,6 +317,22 @@ def test_movement_still_rising_when_the_stream_ends_is_not_reported():
     # the same movement with the fall seen: reported at the end of the stream
     seq = face_sequence(30, 2.3, movements=(Movement(1.85, rise_s=0.1, fall_s=0.1, amplitude_px=2.0),), seed=1)
     assert [iv.kind for iv in spot(seq)[0]] == ["micro"]
+
+
+def test_a_keyframe_takes_the_reference_anew_outside_a_movement():
+    seq = planted(30)
+    base, _ = spot(seq)
+    # intra-only video, every frame a keyframe: the running mean averages its noise; ignored
+    every, sp = spot(seq, keys=range(len(seq.frames)))
+    assert every == base and not np.isnan(sp.history().sigma[1:]).any()
+    # a keyframe at the apex: the movement is spotted as before, and the first frame after it
+    # (NaN in the history: no statistic) is the new reference
+    iv = assert_one_micro(base, seq)
+    out, sp = spot(seq, keys={iv.apex + 1})
+    assert out == base
+    h = sp.history()
+    taken = h.index[np.isnan(h.sigma)]
+    assert taken[0] == 0 and len(taken) == 2 and iv.apex + 1 < taken[1] <= iv.offset + 0.1 * seq.fps
 
 
 # (frame rate, frames in the running mean of smooth_s 0.05 s): at least two, else the rounded 0.05 s

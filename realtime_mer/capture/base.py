@@ -94,6 +94,9 @@ class Source(Protocol):
         live: True for sources that run on their own clock (camera, RTSP, synthetic): the capture
             thread drops frames rather than waiting, and reconnects them when they break.
         nominal_fps: the rate the source announces, known after ``open``; ``None`` if it announces none.
+
+    A source that decodes compressed video may also have ``keyframe``: whether the image the last
+    ``read`` returned was a keyframe (:attr:`realtime_mer.types.Frame.key`); without it no frame is.
     """
 
     name: str

@@ -109,6 +109,7 @@ class VideoFileSource:
         self.name = str(path)
         self.live = realtime
         self.nominal_fps: float | None = None
+        self.keyframe = False  # the frame last read is a keyframe
         self._decoder: _Decoder | None = None
         self._to_bgr = BgrConverter()
         self._count = 0
@@ -142,6 +143,7 @@ class VideoFileSource:
         if t is None:  # no PTS: count frames at the announced rate
             t = self._count / (self.nominal_fps or 30.0)
         self._count += 1
+        self.keyframe = bool(frame.key_frame)
         if self.live:  # replay: wait until the frame is due
             if self._start is None:
                 self._start = time.monotonic() - t
@@ -173,6 +175,7 @@ class RtspSource:
         self.name = redact_url(url)
         self.config = config or CaptureConfig()
         self.nominal_fps: float | None = None
+        self.keyframe = False  # the frame last read is a keyframe
         self._decoder: _Decoder | None = None
         self._to_bgr = BgrConverter()
 
@@ -202,7 +205,10 @@ class RtspSource:
         if self._decoder is None:
             raise SourceError(f"{self.name} is not open; call open() first")
         frame = self._decoder.next()
-        return None if frame is None else (self._to_bgr(frame), frame.time)
+        if frame is None:
+            return None
+        self.keyframe = bool(frame.key_frame)
+        return self._to_bgr(frame), frame.time
 
     def close(self) -> None:
         if self._decoder is not None:

@@ -329,7 +329,7 @@ class CaptureThread:
                     continue
                 image, t = item
                 captured = time.monotonic()
-                self._push(image, t, captured)
+                self._push(image, t, captured, bool(getattr(src, "keyframe", False)))
                 if self._attempts and captured - self._session_start >= self.config.backoff_reset_s:
                     self._attempts, self._delay = 0, self.config.backoff_initial_s  # a stable session
         except Exception as e:  # recorded for the consumer, who sees the end of the stream
@@ -398,13 +398,13 @@ class CaptureThread:
         span = times[-1] - times[0] if len(times) > 1 else 0.0
         return (len(times) - 1) / span if span > 0 else None
 
-    def _push(self, image: np.ndarray, t_src: float | None, captured: float) -> None:
+    def _push(self, image: np.ndarray, t_src: float | None, captured: float, key: bool) -> None:
         """Queue one frame: a live source drops the oldest when full, a file source waits."""
         with self._cond:
             t, start = self._media_time(t_src, captured)
             if start and self._session > 0:
                 self._times.clear()  # the outage is no frame interval
-            frame = Frame(self.source.name, self._index0 + self._read, t, captured, image, max(self._session, 0))
+            frame = Frame(self.source.name, self._index0 + self._read, t, captured, image, max(self._session, 0), key)
             self._read += 1
             self._last_t, self._last_captured = t, captured
             self._times.append(t)

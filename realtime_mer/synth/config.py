@@ -163,6 +163,9 @@ class NuisanceConfig:
             a fraction of a pixel a frame as it was, and wipes out the micro-expressions (the
             spotting statistic of four planted ones 3-14 times weaker than in the same clips
             stored losslessly; see docs/spotting.md).
+        keyframe_s: seconds from one keyframe to the next in clips coded with prediction (0: the
+            encoder's default, 250 frames, longer than most clips). An IP camera sends one every
+            1-2 s; each starts the coding noise anew over the whole face (docs/spotting.md).
     """
 
     noise_std: float = 2.0
@@ -177,10 +180,13 @@ class NuisanceConfig:
     exposure_drift: float = 0.01
     two_face_fraction: float = 0.1
     intra_above_fps: float = 60.0
+    keyframe_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.intra_above_fps <= 0:
             raise ValueError(f"intra_above_fps must be a positive frame rate, got {self.intra_above_fps}")
+        if self.keyframe_s < 0:
+            raise ValueError(f"keyframe_s must be >= 0 (0: the encoder's default), got {self.keyframe_s}")
         for name in ("noise_std", "drift_px", "drift_deg", "drift_scale", "jitter_px", "flicker", "exposure_drift"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

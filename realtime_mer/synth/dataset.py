@@ -220,7 +220,9 @@ def _write_clip(
         frames_dir = out / "frames" / f"sub{chosen[0].id[1:]}" / f"EP{ep:02d}"
         frames_dir.mkdir(parents=True, exist_ok=True)
     video = out / "clips" / f"{clip}.mp4"
-    with Mp4Writer(video, fps, scene.size, camera.crf, intra=fps > config.nuisance.intra_above_fps) as writer:
+    nuisance = config.nuisance
+    gop = max(1, round(nuisance.keyframe_s * fps)) if nuisance.keyframe_s > 0 else None
+    with Mp4Writer(video, fps, scene.size, camera.crf, intra=fps > nuisance.intra_above_fps, gop=gop) as writer:
         for f in range(n):
             image = camera.film(scene.render(f), f)
             writer.write(image)
