@@ -64,7 +64,7 @@ def offline(path: Path, first: int, count: int, config: PipelineConfig) -> list[
     try:
         for k in range(count):
             image, t = source.read()
-            spotted += proc.process(Frame("offline", first + k, t, time.monotonic(), image))
+            spotted += proc.process(Frame("offline", first + k, t, time.monotonic(), image, key=source.keyframe))
     finally:
         spotted += proc.close()
         source.close()
