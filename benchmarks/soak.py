@@ -79,7 +79,7 @@ def offline(path: str, first: int, count: int, config_path: str | None = None) -
     """What a recording of the first ``count`` frames of ``path`` gives (numbered from ``first``), with
     the pipeline config at ``config_path`` (default: the shipped one) and its recognizer:
     ``(onset, apex, offset, kind, label)``."""
-    from realtime_mer.capture import open_source
+    from realtime_mer.capture import open_source, read_keyframe
     from realtime_mer.pipeline import StreamProcessor, load_pipeline_config
     from realtime_mer.recognize import Recognizer
     from realtime_mer.types import Frame
@@ -94,7 +94,7 @@ def offline(path: str, first: int, count: int, config_path: str | None = None) -
             item = source.read()
             if item is None:
                 break
-            key = bool(getattr(source, "keyframe", False))
+            key = read_keyframe(source)
             spotted += proc.process(Frame("offline", first + k, item[1], time.monotonic(), item[0], key=key))
     finally:
         spotted += proc.close()

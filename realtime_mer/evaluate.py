@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .capture import open_source
+from .capture import open_source, read_keyframe
 from .pipeline import PipelineConfig, Spotted, StreamProcessor, merge_config
 from .spotting import SpotScore, interval_iou, match_intervals
 from .types import Frame, Interval
@@ -249,8 +249,7 @@ def spot_clip(truth, config: PipelineConfig, magnify: bool = True) -> tuple[list
         while (item := source.read()) is not None:
             image, t = item
             t = index / truth.fps if t is None else t
-            key = bool(getattr(source, "keyframe", False))
-            spotted += proc.process(Frame(truth.clip, index, t, time.monotonic(), image, key=key))
+            spotted += proc.process(Frame(truth.clip, index, t, time.monotonic(), image, key=read_keyframe(source)))
             index += 1
     finally:
         spotted += proc.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .base import BadFrame, CaptureConfig, Source, SourceError, redact_url
+from .base import BadFrame, CaptureConfig, Source, SourceError, read_keyframe, redact_url
 from .camera import CameraSource
 from .pyav import RtspSource, VideoFileSource
 from .thread import CaptureStats, CaptureThread
@@ -26,6 +26,7 @@ __all__ = [
     "SourceError",
     "VideoFileSource",
     "open_source",
+    "read_keyframe",
     "redact_url",
 ]
 

@@ -96,7 +96,8 @@ class Source(Protocol):
         nominal_fps: the rate the source announces, known after ``open``; ``None`` if it announces none.
 
     A source that decodes compressed video may also have ``keyframe``: whether the image the last
-    ``read`` returned was a keyframe (:attr:`realtime_mer.types.Frame.key`); without it no frame is.
+    ``read`` returned was a keyframe (:attr:`realtime_mer.types.Frame.key`); without it no frame is
+    (:func:`read_keyframe`).
     """
 
     name: str
@@ -116,6 +117,12 @@ class Source(Protocol):
     def close(self) -> None:
         """Release the stream; safe to call twice or before ``open``."""
         ...
+
+
+def read_keyframe(source: Source) -> bool:
+    """Whether the image ``source.read()`` returned last was a keyframe (False for a source that
+    does not say, such as a camera's raw frames)."""
+    return bool(getattr(source, "keyframe", False))
 
 
 def redact_url(url: str) -> str:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..types import FeedPosition, FeedState, Frame, Status, utc_iso
-from .base import BadFrame, CaptureConfig, Source, SourceError
+from .base import BadFrame, CaptureConfig, Source, SourceError, read_keyframe
 
 log = logging.getLogger(__name__)
 
@@ -329,7 +329,7 @@ class CaptureThread:
                     continue
                 image, t = item
                 captured = time.monotonic()
-                self._push(image, t, captured, bool(getattr(src, "keyframe", False)))
+                self._push(image, t, captured, read_keyframe(src))
                 if self._attempts and captured - self._session_start >= self.config.backoff_reset_s:
                     self._attempts, self._delay = 0, self.config.backoff_initial_s  # a stable session
         except Exception as e:  # recorded for the consumer, who sees the end of the stream
