@@ -64,11 +64,12 @@ amplifies the sensor and compression noise as much as the movement):
 8. **Repeated movements** are not micro-expressions. Talking opens and closes the mouth several
    times a second, each syllable as short as a micro-expression; chewing and tics repeat too. A
    micro-expression is a single, isolated movement. The pattern of each movement (its block
-   scores at the apex above ``low``, ``max(z_b - low, 0)``) is kept for ``repeat_window_s``; a
-   movement whose pattern is like one of those (cosine similarity at least
-   ``repeat_similarity``, over the blocks in use) of at least a third of its strength repeats it
-   and is not reported as micro (a macro-length one still is a macro); blinks are not kept. Each
-   block also keeps a count of the movements it took part in (``z_b`` at least ``low`` and a
+   scores at the apex above ``low``, ``max(z_b - low, 0)``), also of one too short to report (a
+   syllable the statistic sees above ``low`` for a frame is the mouth moving all the same), is
+   kept for ``repeat_window_s``; a movement whose pattern is like one of those (cosine similarity
+   at least ``repeat_similarity``, over the blocks in use) of at least a third of its strength
+   repeats it and is not reported as micro (a macro-length one still is a macro); blinks are not
+   kept. Each block also keeps a count of the movements it took part in (``z_b`` at least ``low`` and a
    quarter of the peak), decaying with the time constant ``busy_tau_s``; a block whose count
    reaches ``busy_level`` is left out of the statistic while it stays there (it is still counted
    when it moves with a movement of other blocks, so it stays busy while the talking goes on), so
@@ -843,10 +844,12 @@ class Spotter:
         cfg = self.config
         # the running mean stretches a movement by len(box) - 1 frames
         frames = self._last_above - self._onset + 2 - len(self._box)
+        blink = cfg.blink_level > 0 and self._eye_peak >= cfg.blink_level
+        # every movement but a blink is a model of its repeats, a short one too: a syllable the
+        # statistic saw for one frame is still the mouth moving
+        repeat = not blink and self._count_movement()
         if frames / self.fps < cfg.micro_min_s:
             return None
-        blink = cfg.blink_level > 0 and self._eye_peak >= cfg.blink_level
-        repeat = not blink and self._count_movement()  # blinks are no model of a repeat
         if self._peak < cfg.threshold:
             return None
         rise, fall = self._half_crossings()

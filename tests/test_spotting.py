@@ -386,6 +386,21 @@ def test_repeated_movements_in_one_place_are_not_micro_expressions(similarity, e
     assert interval_iou(micro[0], seq.truth(which=0)) >= 0.5  # the first of a bout is still reported
 
 
+@pytest.mark.parametrize(
+    ("flick", "expected"),
+    [(True, []), (False, ["micro"])],
+    ids=["after-a-flick-a-repeat", "alone-a-micro"],
+)
+def test_a_movement_too_short_to_report_is_a_model_of_its_repeats(flick, expected):
+    # a 60 ms flick of the mouth corner (too short to be reported itself), then 0.4 s later a
+    # micro-expression-like movement in the same place: the second repeats the first (a syllable
+    # the statistic saw for one frame is still the mouth moving)
+    first = (Movement(1.6, rise_s=0.03, fall_s=0.03, amplitude_px=1.5),) if flick else ()
+    seq = face_sequence(30, 3.5, movements=(*first, Movement(2.0, amplitude_px=1.5)), seed=6)
+    out, _ = spot(seq, SpotConfig(busy_level=0))
+    assert [iv.kind for iv in out] == expected, out
+
+
 def test_an_isolated_movement_after_the_window_is_reported_again():
     # two movements in one place 2.5 s apart: the second no longer repeats the first
     seq = face_sequence(30, 5.5, movements=(Movement(1.6, amplitude_px=1.5), Movement(4.1, amplitude_px=1.5)), seed=7)

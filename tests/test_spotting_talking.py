@@ -56,10 +56,11 @@ def _spot(frames: list[np.ndarray]) -> list:
 
 
 # Four talking bouts (the generator's ``talk`` with 11-14 syllables each, 5-14 px jaw drop at a 200 px
-# face). Measured when written: no micro-expression from the talking in bouts 3 and 8; one each in
-# bouts 5 (a late syllable) and 11 (the first syllable, a weak one: 3.4 px, as large as a
-# micro-expression, which a spotter that looks only at the past cannot tell apart); the brow raise
-# planted during the talking found in all four.
+# face). Measured: no micro-expression from the talking in bouts 3, 5 and 8; one in bout 11 (the
+# first syllable, a weak one: 3.4 px, as large as a micro-expression, which a spotter that looks only
+# at the past cannot tell apart: the next syllable starts a frame after the interval's offset frame,
+# when the event has gone out); the brow raise planted during the talking found in all four. Bout 5
+# gave one more (a late syllable) until movements too short to report became models of repeats.
 SEEDS = (3, 5, 8, 11)
 
 
@@ -76,4 +77,4 @@ def test_talking_gives_few_micro_expressions_and_a_micro_during_it_is_found():
         truth = (planted.onset, planted.apex, planted.offset)
         found += any(iv.kind == "micro" and interval_iou(iv, truth) >= 0.5 for iv in _spot(frames))
     assert found == len(SEEDS), f"the brow raise during talking was found in {found} of {len(SEEDS)} clips"
-    assert alarms <= 2, f"{alarms} micro-expressions spotted on {len(SEEDS)} talking bouts with nothing planted"
+    assert alarms <= 1, f"{alarms} micro-expressions spotted on {len(SEEDS)} talking bouts with nothing planted"
