@@ -41,8 +41,11 @@ amplifies the sensor and compression noise as much as the movement):
    bridged; the relative level also ends a face that does not quite return, e.g. after video
    compression). No new movement starts until ``sigma`` is back below ``low`` (levels are still
    learned meanwhile, so a raised level cannot lock the spotter). A movement counts if its peak
-   reaches ``threshold`` and it stayed above ``low`` for at least ``micro_min_s`` (isolated
-   spikes, 1-frame glitches are dropped); apex = argmax ``sigma``; score = peak.
+   reaches ``threshold`` and it stayed above ``low`` for at least ``micro_min_s`` and at least
+   two frames, not counting the running mean's spread (isolated spikes, 1-frame glitches are
+   dropped at any rate; a weak movement is above ``low`` for a small part of its duration only, so
+   a long minimum would drop the weak movements of fast cameras); apex = argmax ``sigma``;
+   score = peak.
 6. **Onset and offset** are placed from the half-maximum crossings (interpolated) of ``sigma``
    around the apex: for the raised-cosine time course of an expression the half-maximum falls
    midway between onset and apex (apex and offset), so ``onset = 2 t_half_rise - apex`` and
@@ -124,7 +127,9 @@ class SpotConfig:
     """Spotting settings; durations in seconds, levels in units of the noise (see the module docstring).
 
     Attributes:
-        micro_min_s, micro_max_s: duration range of a micro-expression.
+        micro_min_s: shortest time a movement must stay above ``low`` (beyond the running mean's
+            spread) to count, at least two frames.
+        micro_max_s: longest micro-expression (longer movements are macro).
         macro_max_s: longest movement reported as a macro-expression; longer ones are dropped.
         report_macro: report macro-expressions too (else only micro).
         threshold: peak of ``sigma`` that makes a movement an event.
@@ -167,7 +172,7 @@ class SpotConfig:
             needs ``iod_px``): below it nothing moved (0 turns the rule off).
     """
 
-    micro_min_s: float = 0.065
+    micro_min_s: float = 0.02
     micro_max_s: float = 0.5
     macro_max_s: float = 4.0
     report_macro: bool = True
@@ -420,6 +425,7 @@ class Spotter:
         self._repeat_decay = float(np.exp(-1.0 / (cfg.busy_tau_s * fps)))
         self._warmup_frames = max(4, int(round(cfg.warmup_s * fps)))
         self._end_hold = max(1, int(round(cfg.end_hold_s * fps)))
+        self._min_frames = max(2.0, cfg.micro_min_s * fps)  # frames above ``low`` a movement needs
         self._macro_max_frames = cfg.macro_max_s * fps
         # at least two frames: one alone leaves H.264's frame-to-frame noise in (below 30 fps, where
         # smooth_s rounds to one frame, the spotter raised several times as many false alarms)
@@ -848,7 +854,7 @@ class Spotter:
         # every movement but a blink is a model of its repeats, a short one too: a syllable the
         # statistic saw for one frame is still the mouth moving
         repeat = not blink and self._count_movement()
-        if frames / self.fps < cfg.micro_min_s:
+        if frames < self._min_frames:
             return None
         if self._peak < cfg.threshold:
             return None
