@@ -274,6 +274,8 @@ def test_bad_input_gives_clear_errors():
         from_mapping(SpotConfig, {"micro_max_s": 5.0})
     with pytest.raises(ConfigError, match="unknown key"):
         from_mapping(SpotConfig, {"treshold": 5.0})
+    with pytest.raises(ConfigError, match="micro_slack_s must be >= 0"):
+        from_mapping(SpotConfig, {"micro_slack_s": -0.1})
     cfg = from_mapping(SpotConfig, {"blocks": [4, 4], "top_k": 2, "mask": "full"})
     assert cfg.blocks == (4, 4) and cfg.mask == "full"
 
@@ -433,6 +435,21 @@ def test_a_movement_larger_than_micro_expressions_is_not_micro(amplitude, iod, m
     out = [iv for i, (im, t) in enumerate(zip(seq.frames, seq.times)) for iv in sp.update(i, float(t), im)]
     out += sp.flush()
     assert any(iv.kind == "micro" for iv in out) == micro, out
+
+
+@pytest.mark.parametrize(
+    ("amplitude", "slack", "kind"),
+    [(1.0, 0.1, "micro"), (1.0, 0.0, "macro"), (6.0, 0.1, "macro")],
+    ids=["subtle-is-micro", "slack-off", "large-is-macro"],
+)
+def test_a_subtle_movement_placed_a_little_too_long_is_micro(amplitude, slack, kind):
+    # a 0.5 s movement (0.2 s up, 0.3 s down) the half-maximum placement makes 0.53-0.6 s long
+    seq = face_sequence(30, 3.5, movements=(Movement(1.5, rise_s=0.2, fall_s=0.3, amplitude_px=amplitude),), seed=1)
+    sp = Spotter(30, SpotConfig(micro_slack_s=slack), seq.frames.shape[1:], iod_px=64.0)
+    out = [iv for i, (im, t) in enumerate(zip(seq.frames, seq.times)) for iv in sp.update(i, float(t), im)]
+    out += sp.flush()
+    assert [iv.kind for iv in out] == [kind], out
+    assert SpotConfig().micro_max_s < (out[0].offset - out[0].onset) / 30 <= 0.6 + 1e-9
 
 
 def _nodded(seq: Sequence, start_s: float, seconds: float, shift_px: float) -> np.ndarray:
