@@ -146,7 +146,7 @@ def synth_set(face_model, tmp_path_factory) -> Path:
 def test_synthetic_loso_rcn_a(synth_set, tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["--dataset", f"synth:{synth_set}?classes=megc3", "--model", "rcn-a", "--protocol", "loso",
-                 "--epochs", "10", "--batch", "8", "--out", str(out), "--workers", "2", "--jobs", "2",
+                 "--epochs", "4", "--batch", "8", "--out", str(out), "--workers", "2", "--jobs", "2",
                  "--cache", str(tmp_path / "cache"),
                  "--no-final"])  # fmt: skip
     assert code == 0

@@ -135,7 +135,8 @@ def _conv_weights(path: Path) -> dict[str, np.ndarray]:
 def test_init_fine_tunes_from_a_checkpoint_without_leaks(written, tmp_path, capsys):
     _, images = written
     base = ["--dataset", f"flowimages:{images}", "--model", "rcn-a", "--protocol", "loso", "--epochs", "1",
-            "--batch", "4", "--optimizer", "sgd", "--lr", "1e-9", "--cache", str(tmp_path / "cache")]  # fmt: skip
+            "--batch", "4", "--optimizer", "sgd", "--lr", "1e-9", "--cache", str(tmp_path / "cache"),
+            "--jobs", "1"]  # fmt: skip
     # a tiny learning rate: the trained model stays where it started, the shipped weights
     assert main([*base, "--init", "default", "--out", str(tmp_path / "ft")]) == 0
     init, tuned = _conv_weights(default_weights("rcn-a")), _conv_weights(tmp_path / "ft" / "model.safetensors")

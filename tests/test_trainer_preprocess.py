@@ -217,7 +217,7 @@ def test_strcn_a_with_a_dataset_mask_trains_and_evaluates(clip_set, tmp_path, ca
     )
     data = clip_set.source
     out, cache = tmp_path / "run", str(tmp_path / "cache")
-    assert main(["--config", str(cfg), "--dataset", data, "--out", str(out), "--cache", cache]) == 0
+    assert main(["--config", str(cfg), "--dataset", data, "--out", str(out), "--cache", cache, "--jobs", "1"]) == 0
     meta = read_checkpoint_meta(out / "model.safetensors")
     assert unpack_mask(meta.config["mask"]).sum() == 922
     assert meta.training["preprocess"]["shapes"]["appearance"] == [3, 3072, 30]

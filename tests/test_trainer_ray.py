@@ -23,7 +23,7 @@ def small(tmp_path_factory) -> tuple[Path, Path]:
     """4 subjects x 3 classes x 3 samples of flow images, and a settings file of a small fast RCN-A."""
     root = tmp_path_factory.mktemp("ray")
     config = root / "small.yaml"
-    config.write_text("model: rcn-a\nmodel_config: {feature_maps: 8, stem: conv3-s3}\ntrain: {epochs: 3, batch: 8}\n")
+    config.write_text("model: rcn-a\nmodel_config: {feature_maps: 8, stem: conv3-s3}\ntrain: {epochs: 1, batch: 8}\n")
     return make_flow_images(root / "flows", subjects=4, per_class=3, size=48), config
 
 
